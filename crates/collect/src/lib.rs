@@ -1,0 +1,3 @@
+//! Flow collection: exporter sessions, template state, normalisation, sockets and files.
+
+#![forbid(unsafe_code)]
