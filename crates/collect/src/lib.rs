@@ -8,7 +8,9 @@
 #![warn(missing_docs)]
 
 pub mod decoder;
+pub mod framing;
 mod ids;
+pub mod listen;
 pub mod plan;
 pub mod sequence;
 pub mod stats;
@@ -16,4 +18,5 @@ pub mod stats;
 pub use decoder::{
     DecodeError, Decoder, DecoderConfig, RecordMeta, SessionKey, Sink, TemplateSnapshot, Transport,
 };
+pub use listen::{Collector, Endpoint, ListenConfig};
 pub use stats::Counters;
