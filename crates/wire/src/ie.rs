@@ -7,7 +7,7 @@
 
 mod registry;
 
-pub use registry::{iana, lookup, vmware, IANA_ELEMENTS};
+pub use registry::{display_name, iana, lookup, vmware, IANA_ELEMENTS};
 
 /// IANA's private enterprise number for reverse-direction elements of RFC 5103 biflows.
 pub const REVERSE_PEN: u32 = 29305;
