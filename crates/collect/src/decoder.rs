@@ -133,6 +133,10 @@ pub trait Sink {
     fn options(&mut self, meta: &RecordMeta<'_>, raw: &Record<'_>) {
         let _ = (meta, raw);
     }
+
+    /// Called after each message and whenever a socket is idle, so a sink that batches can
+    /// hand its batch on without waiting for it to fill.
+    fn flush(&mut self) {}
 }
 
 /// A decoding problem, with where it happened.
