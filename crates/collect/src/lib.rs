@@ -1,3 +1,4 @@
 //! Flow collection: exporter sessions, template state, normalisation, sockets and files.
 
 #![forbid(unsafe_code)]
+pub mod capture;
