@@ -249,7 +249,12 @@ impl<R: Read> CaptureReader<R> {
 
     /// Reads frames until at least one payload is ready or the capture ends.
     fn fill(&mut self) {
-        let CaptureReader { source, decoder, ready, .. } = self;
+        let CaptureReader {
+            source,
+            decoder,
+            ready,
+            ..
+        } = self;
         match source.read_frame(&mut |frame| decoder.frame(frame, ready)) {
             Ok(true) => {}
             Ok(false) => self.finish(None),

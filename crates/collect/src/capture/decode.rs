@@ -134,10 +134,14 @@ impl Decoder {
             return self.transport(time, packet, out);
         }
         // RFC 8200 section 4.5: the fragment header carries offset, M flag and identification.
-        let frag = ip.extensions().clone().into_iter().find_map(|ext| match ext {
-            Ipv6ExtensionSlice::Fragment(f) => Some(f),
-            _ => None,
-        });
+        let frag = ip
+            .extensions()
+            .clone()
+            .into_iter()
+            .find_map(|ext| match ext {
+                Ipv6ExtensionSlice::Fragment(f) => Some(f),
+                _ => None,
+            });
         let Some(frag) = frag else {
             return Err(Skip::Malformed);
         };
@@ -162,7 +166,10 @@ impl Decoder {
         let Some(whole) = self.defrag.add(time, key, fragment, &mut self.stats) else {
             return Ok(());
         };
-        let packet = IpPayload { data: &whole, ..packet };
+        let packet = IpPayload {
+            data: &whole,
+            ..packet
+        };
         self.transport(time, packet, out)
     }
 
@@ -225,7 +232,12 @@ impl Decoder {
 
 impl FragKey {
     fn new(packet: &IpPayload<'_>, id: u32) -> Self {
-        FragKey { src: packet.src, dst: packet.dst, id, protocol: packet.protocol.0 }
+        FragKey {
+            src: packet.src,
+            dst: packet.dst,
+            id,
+            protocol: packet.protocol.0,
+        }
     }
 }
 

@@ -42,7 +42,11 @@ pub(super) struct Defragmenter {
 
 impl Defragmenter {
     pub fn new(limits: CaptureLimits) -> Self {
-        Defragmenter { pending: HashMap::new(), bytes: 0, limits }
+        Defragmenter {
+            pending: HashMap::new(),
+            bytes: 0,
+            limits,
+        }
     }
 
     /// Adds a fragment; returns the transport payload once the datagram is complete.
@@ -62,7 +66,9 @@ impl Defragmenter {
             first_seen: now,
         });
         let before = pending.buf.data().len();
-        let added = pending.buf.add(fragment.offset, fragment.more, fragment.data);
+        let added = pending
+            .buf
+            .add(fragment.offset, fragment.more, fragment.data);
         let after = pending.buf.data().len();
         self.bytes = self.bytes + after - before.min(after);
         if added.is_err() {

@@ -6,12 +6,12 @@ use std::path::Path;
 use botnest_flow::Timestamp;
 use byteorder_slice::{BigEndian, LittleEndian};
 use pcap_file::pcap::PcapReader;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
 use pcap_file::pcapng::blocks::{
     Block, ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK,
     SIMPLE_PACKET_BLOCK,
-};
-use pcap_file::pcapng::blocks::interface_description::{
-    InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
 use pcap_file::pcapng::PcapNgReader;
 use pcap_file::{Endianness, PcapError, TsResolution};
@@ -77,8 +77,16 @@ impl SourceError {
                 PcapError::IoError(e) if e.kind() == ErrorKind::UnexpectedEof => {
                     CaptureError::Truncated { path, offset }
                 }
-                PcapError::IoError(source) => CaptureError::Io { path, offset, source },
-                other => CaptureError::Invalid { path, offset, reason: other.to_string() },
+                PcapError::IoError(source) => CaptureError::Io {
+                    path,
+                    offset,
+                    source,
+                },
+                other => CaptureError::Invalid {
+                    path,
+                    offset,
+                    reason: other.to_string(),
+                },
             },
         }
     }
@@ -188,18 +196,27 @@ impl<R: Read> Source<R> {
     /// Hands the next frame to `sink`; false at the clean end of the file.
     pub fn read_frame(&mut self, sink: &mut dyn FnMut(Frame<'_>)) -> Result<bool, SourceError> {
         match self {
-            Source::Pcap { reader, link, nanos, offset } => {
-                read_pcap(reader, *link, *nanos, offset, sink)
-            }
-            Source::PcapNg { reader, interfaces, last_time, offset } => {
-                read_pcapng(reader, interfaces, last_time, offset, sink)
-            }
+            Source::Pcap {
+                reader,
+                link,
+                nanos,
+                offset,
+            } => read_pcap(reader, *link, *nanos, offset, sink),
+            Source::PcapNg {
+                reader,
+                interfaces,
+                last_time,
+                offset,
+            } => read_pcapng(reader, interfaces, last_time, offset, sink),
         }
     }
 }
 
 fn truncated(offset: u64) -> SourceError {
-    SourceError::Pcap { offset, error: PcapError::IncompleteBuffer }
+    SourceError::Pcap {
+        offset,
+        error: PcapError::IncompleteBuffer,
+    }
 }
 
 /// Reads up to `len` bytes, fewer only at the end of the input.
@@ -208,13 +225,17 @@ fn read_head(reader: &mut impl Read, len: usize) -> Result<Vec<u8>, SourceError>
     reader
         .take(len as u64)
         .read_to_end(&mut head)
-        .map_err(|e| SourceError::Pcap { offset: 0, error: PcapError::IoError(e) })?;
+        .map_err(|e| SourceError::Pcap {
+            offset: 0,
+            error: PcapError::IoError(e),
+        })?;
     Ok(head)
 }
 
 /// Total length of the first section header block; its byte-order magic says how to read it.
 fn section_len(head: &[u8]) -> u32 {
-    let word = |range: std::ops::Range<usize>| -> Option<[u8; 4]> { head.get(range)?.try_into().ok() };
+    let word =
+        |range: std::ops::Range<usize>| -> Option<[u8; 4]> { head.get(range)?.try_into().ok() };
     match (word(4..8), word(8..12)) {
         (Some(len), Some(bom)) if u32::from_be_bytes(bom) == 0x1a2b_3c4d => u32::from_be_bytes(len),
         (Some(len), Some(_)) => u32::from_le_bytes(len),
@@ -232,13 +253,26 @@ fn read_pcap<R: Read>(
     // Raw records: the checked form refuses orig_len > snaplen, which real captures contain.
     let packet = match reader.next_raw_packet() {
         None => return Ok(false),
-        Some(Err(error)) => return Err(SourceError::Pcap { offset: *offset, error }),
+        Some(Err(error)) => {
+            return Err(SourceError::Pcap {
+                offset: *offset,
+                error,
+            })
+        }
         Some(Ok(packet)) => packet,
     };
     *offset += PCAP_RECORD_HEADER_LEN + u64::from(packet.incl_len);
-    let frac = if nanos { u64::from(packet.ts_frac) } else { u64::from(packet.ts_frac) * 1000 };
+    let frac = if nanos {
+        u64::from(packet.ts_frac)
+    } else {
+        u64::from(packet.ts_frac) * 1000
+    };
     let time = Timestamp::from_unix_secs(u64::from(packet.ts_sec)).offset_nanos(frac as i64);
-    sink(Frame { time, link, data: &packet.data });
+    sink(Frame {
+        time,
+        link,
+        data: &packet.data,
+    });
     Ok(true)
 }
 
@@ -300,21 +334,31 @@ fn pcapng_block(
             return false;
         }
         // The pcap-file crate stores the raw timestamp units as nanoseconds; rescale below.
-        Block::EnhancedPacket(epb) => {
-            (epb.interface_id as usize, Some(epb.timestamp.as_nanos() as u64), &epb.data)
-        }
+        Block::EnhancedPacket(epb) => (
+            epb.interface_id as usize,
+            Some(epb.timestamp.as_nanos() as u64),
+            &epb.data,
+        ),
         Block::Packet(pb) => (usize::from(pb.interface_id), Some(pb.timestamp), &pb.data),
         // Simple packet blocks have no timestamp and always belong to the first interface.
         Block::SimplePacket(spb) => (0, None, &spb.data),
         _ => return false,
     };
     let Some(interface) = interfaces.get(iface) else {
-        sink(Frame { time: *last_time, link: LinkType::Other(u32::MAX), data });
+        sink(Frame {
+            time: *last_time,
+            link: LinkType::Other(u32::MAX),
+            data,
+        });
         return true;
     };
     if let Some(units) = units {
         *last_time = interface.time(units);
     }
-    sink(Frame { time: *last_time, link: interface.link, data });
+    sink(Frame {
+        time: *last_time,
+        link: interface.link,
+        data,
+    });
     true
 }

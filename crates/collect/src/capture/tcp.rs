@@ -87,7 +87,11 @@ struct Emit<'o> {
 
 impl TcpReassembler {
     pub fn new(limits: CaptureLimits) -> Self {
-        TcpReassembler { streams: HashMap::new(), limits, clock: 0 }
+        TcpReassembler {
+            streams: HashMap::new(),
+            limits,
+            clock: 0,
+        }
     }
 
     /// Takes one segment, emitting every byte it makes contiguous.
@@ -104,17 +108,29 @@ impl TcpReassembler {
         }
         self.clock += 1;
         // The SYN takes one sequence number; data starts after it (RFC 9293 section 3.4).
-        let data_seq = if seg.syn { seg.seq.wrapping_add(1) } else { seg.seq };
+        let data_seq = if seg.syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
         let known = self.streams.get(&key);
         if seg.syn && known.is_none_or(|s| s.syn_start != Some(data_seq)) {
             // A new connection (a retransmitted SYN keeps the stream it started).
-            self.insert_stream(key, Stream::new(data_seq, true, seg.time, self.clock), stats);
+            self.insert_stream(
+                key,
+                Stream::new(data_seq, true, seg.time, self.clock),
+                stats,
+            );
         } else if known.is_none() {
             if seg.payload.is_empty() {
                 return;
             }
             // Joined mid-connection: the stream starts at the first segment seen.
-            self.insert_stream(key, Stream::new(data_seq, false, seg.time, self.clock), stats);
+            self.insert_stream(
+                key,
+                Stream::new(data_seq, false, seg.time, self.clock),
+                stats,
+            );
         }
         let limits = self.limits;
         let Some(stream) = self.streams.get_mut(&key) else {
@@ -135,18 +151,18 @@ impl TcpReassembler {
     }
 
     /// Emits the bytes still held behind gaps at the end of the capture.
-    pub fn finish(
-        &mut self,
-        stats: &mut CaptureStats,
-        out: &mut VecDeque<Datagram>,
-    ) {
+    pub fn finish(&mut self, stats: &mut CaptureStats, out: &mut VecDeque<Datagram>) {
         let mut keys: Vec<StreamKey> = self.streams.keys().copied().collect();
         keys.sort();
         for key in keys {
             let Some(mut stream) = self.streams.remove(&key) else {
                 continue;
             };
-            let mut emit = Emit { out: &mut *out, key, stats: &mut *stats };
+            let mut emit = Emit {
+                out: &mut *out,
+                key,
+                stats: &mut *stats,
+            };
             while !stream.ahead.is_empty() {
                 skip_gap(&mut stream, emit.stats);
                 let time = stream.last_time;
@@ -157,7 +173,11 @@ impl TcpReassembler {
 
     fn insert_stream(&mut self, key: StreamKey, stream: Stream, stats: &mut CaptureStats) {
         if !self.streams.contains_key(&key) && self.streams.len() >= self.limits.max_tcp_streams {
-            let idle = self.streams.iter().min_by_key(|(_, s)| s.touched).map(|(k, _)| *k);
+            let idle = self
+                .streams
+                .iter()
+                .min_by_key(|(_, s)| s.touched)
+                .map(|(k, _)| *k);
             if let Some(idle) = idle {
                 self.streams.remove(&idle);
                 stats.tcp_streams_evicted += 1;
@@ -168,7 +188,13 @@ impl TcpReassembler {
 }
 
 /// Places a segment's bytes: emitted at once when in order, buffered when ahead.
-fn accept(stream: &mut Stream, start: i64, payload: &[u8], limits: &CaptureLimits, emit: &mut Emit) {
+fn accept(
+    stream: &mut Stream,
+    start: i64,
+    payload: &[u8],
+    limits: &CaptureLimits,
+    emit: &mut Emit,
+) {
     if payload.is_empty() {
         return;
     }
