@@ -115,7 +115,11 @@ impl Sink for Forward {
 pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
     apply_flags(args, &mut config);
     let format = config.output.format;
-    let state_file = config.output.state_dir.as_ref().map(|d| d.join("templates.json"));
+    let state_file = config
+        .output
+        .state_dir
+        .as_ref()
+        .map(|d| d.join("templates.json"));
 
     let mut decoder = Decoder::new(config.decoder.clone());
     if let Some(path) = &state_file {
@@ -157,7 +161,13 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
         if last_save.elapsed() >= Duration::from_secs(30) {
             last_save = Instant::now();
             if let Some(path) = &state_file {
-                save_templates(&collector.decoder().lock().unwrap_or_else(|p| p.into_inner()), path);
+                save_templates(
+                    &collector
+                        .decoder()
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()),
+                    path,
+                );
             }
         }
     }
@@ -170,12 +180,24 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
     if let Some(path) = &state_file {
         save_templates(&decoder, path);
     }
-    let kernel_drops: u64 = sockets.iter().map(|(_, s)| s.kernel_drops.load(Relaxed)).sum();
-    let not_allowed: u64 = sockets.iter().map(|(_, s)| s.not_allowed.load(Relaxed)).sum();
+    let kernel_drops: u64 = sockets
+        .iter()
+        .map(|(_, s)| s.kernel_drops.load(Relaxed))
+        .sum();
+    let not_allowed: u64 = sockets
+        .iter()
+        .map(|(_, s)| s.not_allowed.load(Relaxed))
+        .sum();
     let queue_drops = dropped.load(Relaxed);
     let mut printer = Printer::without_header(format, std::io::stdout());
     printer.summary(&decoder.totals(), decoder.errors_by_reason());
-    tracing::info!(flows, kernel_drops, queue_drops, not_allowed, "collector stopped");
+    tracing::info!(
+        flows,
+        kernel_drops,
+        queue_drops,
+        not_allowed,
+        "collector stopped"
+    );
     if let Some(path) = &args.summary_file {
         let t = decoder.totals();
         let line = serde_json::json!({ "summary": {
@@ -230,13 +252,17 @@ fn output_loop(rx: Receiver<Batch>) -> u64 {
 }
 
 fn restore_templates(decoder: &mut Decoder, path: &Path) {
-    let Ok(text) = std::fs::read_to_string(path) else { return };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
     match serde_json::from_str::<TemplateSnapshot>(&text) {
         Ok(snapshot) => {
             let n = decoder.restore(&snapshot, wall_clock());
             tracing::info!(path = %path.display(), templates = n, "templates restored");
         }
-        Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable template state"),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable template state")
+        }
     }
 }
 

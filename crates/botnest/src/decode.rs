@@ -32,9 +32,14 @@ enum InputKind {
 
 fn sniff(path: &Path) -> Result<InputKind> {
     let mut magic = [0u8; 4];
-    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    f.read_exact(&mut magic)
-        .with_context(|| format!("{}: too short to be a capture or IPFIX file", path.display()))?;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    f.read_exact(&mut magic).with_context(|| {
+        format!(
+            "{}: too short to be a capture or IPFIX file",
+            path.display()
+        )
+    })?;
     match magic {
         // pcap in both byte orders and both resolutions, and pcapng's section header block
         [0xd4, 0xc3, 0xb2, 0xa1]
@@ -81,7 +86,8 @@ pub fn run(args: &DecodeArgs, config: DecoderConfig) -> Result<()> {
 /// by the IPFIX message length. Payloads that are not IPFIX or NetFlow are skipped unseen, since
 /// captures often hold other traffic.
 pub fn decode_capture(path: &Path, decoder: &mut Decoder, sink: &mut dyn Sink) -> Result<()> {
-    let reader = CaptureReader::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let reader =
+        CaptureReader::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut streams: HashMap<(SocketAddr, SocketAddr), Framer> = HashMap::new();
     for item in reader {
         let d = item.with_context(|| format!("{}: capture ends early", path.display()))?;
@@ -100,7 +106,11 @@ pub fn decode_capture(path: &Path, decoder: &mut Decoder, sink: &mut dyn Sink) -
                     *framer = Framer::default();
                 }
                 framer.push(&d.payload);
-                let key = SessionKey { transport: Transport::Tcp, exporter: d.src, collector: d.dst };
+                let key = SessionKey {
+                    transport: Transport::Tcp,
+                    exporter: d.src,
+                    collector: d.dst,
+                };
                 while let Ok(Some(msg)) = framer.next_message() {
                     let _ = decoder.decode(&key, d.time, msg, sink);
                 }
@@ -121,12 +131,18 @@ fn looks_like_export(payload: &[u8]) -> bool {
 pub fn decode_ipfix_file(path: &Path, decoder: &mut Decoder, sink: &mut dyn Sink) -> Result<()> {
     let mut file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let key = SessionKey { transport: Transport::File, exporter: UNKNOWN_EXPORTER, collector: UNKNOWN_EXPORTER };
+    let key = SessionKey {
+        transport: Transport::File,
+        exporter: UNKNOWN_EXPORTER,
+        collector: UNKNOWN_EXPORTER,
+    };
     let mut framer = Framer::default();
     let mut chunk = vec![0u8; 1 << 16];
     let mut offset = 0u64;
     loop {
-        let n = file.read(&mut chunk).with_context(|| format!("cannot read {}", path.display()))?;
+        let n = file
+            .read(&mut chunk)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -136,7 +152,12 @@ pub fn decode_ipfix_file(path: &Path, decoder: &mut Decoder, sink: &mut dyn Sink
                 Ok(Some(msg)) => {
                     let export = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
                     offset += msg.len() as u64;
-                    let _ = decoder.decode(&key, Timestamp::from_unix_secs(u64::from(export)), msg, sink);
+                    let _ = decoder.decode(
+                        &key,
+                        Timestamp::from_unix_secs(u64::from(export)),
+                        msg,
+                        sink,
+                    );
                 }
                 Ok(None) => break,
                 Err(e) => anyhow::bail!("{}: at byte {offset}: {e}", path.display()),
@@ -144,7 +165,10 @@ pub fn decode_ipfix_file(path: &Path, decoder: &mut Decoder, sink: &mut dyn Sink
         }
     }
     if !framer.is_empty() {
-        anyhow::bail!("{}: file ends inside a message at byte {offset}", path.display());
+        anyhow::bail!(
+            "{}: file ends inside a message at byte {offset}",
+            path.display()
+        );
     }
     Ok(())
 }

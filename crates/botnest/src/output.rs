@@ -31,14 +31,21 @@ pub struct Printer<W: Write> {
 
 impl<W: Write> std::fmt::Debug for Printer<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Printer").field("format", &self.format).finish_non_exhaustive()
+        f.debug_struct("Printer")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
     }
 }
 
 impl<W: Write> Printer<W> {
     /// A printer writing to `out`.
     pub fn new(format: Format, out: W) -> Self {
-        let mut p = Printer { format, out, line: String::new(), failed: false };
+        let mut p = Printer {
+            format,
+            out,
+            line: String::new(),
+            failed: false,
+        };
         if format == Format::Table {
             p.line = table_header();
             p.emit();
@@ -48,7 +55,12 @@ impl<W: Write> Printer<W> {
 
     /// A printer that prints no table header (for output assembled from several printers).
     pub fn without_header(format: Format, out: W) -> Self {
-        Printer { format, out, line: String::new(), failed: false }
+        Printer {
+            format,
+            out,
+            line: String::new(),
+            failed: false,
+        }
     }
 
     fn emit(&mut self) {
@@ -73,7 +85,11 @@ impl<W: Write> Printer<W> {
     }
 
     /// Prints the closing summary (JSON: one `{"summary": ...}` line; table: a short block).
-    pub fn summary(&mut self, totals: &Counters, errors: &std::collections::BTreeMap<&'static str, u64>) {
+    pub fn summary(
+        &mut self,
+        totals: &Counters,
+        errors: &std::collections::BTreeMap<&'static str, u64>,
+    ) {
         match self.format {
             Format::Json => {
                 let summary = serde_json::json!({ "summary": {
@@ -119,14 +135,17 @@ impl<W: Write> Sink for Printer<W> {
                 json_record(&mut self.line, meta, raw, false);
                 self.line.pop();
                 self.line.push_str(",\"flow\":");
-                self.line.push_str(&serde_json::to_string(flow).unwrap_or_default());
+                self.line
+                    .push_str(&serde_json::to_string(flow).unwrap_or_default());
                 if let Some(name) = meta.input_interface_name {
                     self.line.push_str(",\"input_interface_name\":");
-                    self.line.push_str(&serde_json::to_string(name).unwrap_or_default());
+                    self.line
+                        .push_str(&serde_json::to_string(name).unwrap_or_default());
                 }
                 if let Some(name) = meta.output_interface_name {
                     self.line.push_str(",\"output_interface_name\":");
-                    self.line.push_str(&serde_json::to_string(name).unwrap_or_default());
+                    self.line
+                        .push_str(&serde_json::to_string(name).unwrap_or_default());
                 }
                 self.line.push('}');
             }
@@ -179,8 +198,9 @@ fn json_record(out: &mut String, meta: &RecordMeta<'_>, raw: &Record<'_>, option
             continue;
         }
         let element = fields[i].0.element;
-        let same: Vec<usize> =
-            (i..fields.len()).filter(|&j| fields[j].0.element == element).collect();
+        let same: Vec<usize> = (i..fields.len())
+            .filter(|&j| fields[j].0.element == element)
+            .collect();
         out.push(',');
         // Element names are ASCII letters, digits and '/': nothing to escape.
         let _ = write!(out, "\"{}\":", display_name(element));
@@ -204,13 +224,23 @@ fn json_record(out: &mut String, meta: &RecordMeta<'_>, raw: &Record<'_>, option
 fn table_header() -> String {
     format!(
         "{:<23} {:>9} {:<5} {:>41} {:<41} {:>9} {:>11} {:<6} {}",
-        "start", "duration", "proto", "source", "destination", "packets", "bytes", "flags",
+        "start",
+        "duration",
+        "proto",
+        "source",
+        "destination",
+        "packets",
+        "bytes",
+        "flags",
         "exporter/domain"
     )
 }
 
 fn table_row(out: &mut String, meta: &RecordMeta<'_>, f: &FlowRecord) {
-    let duration_ms = f.end.as_unix_millis().saturating_sub(f.start.as_unix_millis());
+    let duration_ms = f
+        .end
+        .as_unix_millis()
+        .saturating_sub(f.start.as_unix_millis());
     let _ = write!(
         out,
         "{:<23} {:>8.3}s {:<5} {:>41} {:<41} {:>9} {:>11} {:<6} {}/{}",
@@ -265,5 +295,8 @@ fn tcp_flags(flags: u16) -> String {
         (0x02, 'S'),
         (0x01, 'F'),
     ];
-    LETTERS.iter().map(|&(bit, c)| if flags & bit != 0 { c } else { '.' }).collect()
+    LETTERS
+        .iter()
+        .map(|&(bit, c)| if flags & bit != 0 { c } else { '.' })
+        .collect()
 }
