@@ -431,8 +431,17 @@ fn relative(raw: u64, header: HeaderTime, system_init_ms: Option<u64>) -> Option
         let ago = uptime.wrapping_sub(raw as u32) as i32;
         return Some(export.offset_nanos(-i64::from(ago) * 1_000_000));
     }
-    // IPFIX flowStart/EndSysUpTime are relative to systemInitTimeMilliseconds (RFC 7012).
-    system_init_ms.map(|init| Timestamp::from_unix_millis(init.saturating_add(raw)))
+    // IPFIX flowStart/EndSysUpTime are relative to systemInitTimeMilliseconds (RFC 7012). An
+    // exporter replaying old packets (softflowd reading a capture) reports flows from before
+    // its own start as uptimes wrapped below zero; a flow cannot start after the message that
+    // reports it, so such a value is read as negative.
+    let init = system_init_ms?;
+    let t = init.saturating_add(raw);
+    let export = header.export_millis;
+    if raw >= 1 << 31 && t > export.saturating_add(60_000) {
+        return Some(Timestamp::from_unix_millis(t.saturating_sub(1 << 32)));
+    }
+    Some(Timestamp::from_unix_millis(t))
 }
 
 fn resolve(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) -> SamplingFields {
