@@ -126,7 +126,7 @@ apt_install() {
         fi
         APT_UPDATED=1
     fi
-    if ! as_root apt-get install -y -q --no-install-recommends "$@" </dev/null; then
+    if ! as_root apt-get install -y -q -o Dpkg::Use-Pty=0 --no-install-recommends "$@" </dev/null; then
         echo "error: 'apt-get install $*' failed; see the apt output above" >&2
         return 1
     fi
