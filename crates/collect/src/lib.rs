@@ -9,6 +9,7 @@
 
 pub mod capture;
 pub mod decoder;
+pub mod export;
 pub mod framing;
 mod ids;
 pub mod listen;

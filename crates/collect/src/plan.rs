@@ -38,6 +38,7 @@ enum Target {
     TunnelDstV4,
     Layer2Segment,
     ObservationPoint,
+    Exporter,
     ObservationDomain,
     InputInterface,
     OutputInterface,
@@ -137,6 +138,7 @@ fn target_of(element: ElementId) -> Option<Target> {
         VLAN_ID | DOT1Q_VLAN_ID => Vlan,
         LAYER2_SEGMENT_ID => Layer2Segment,
         OBSERVATION_POINT_ID => ObservationPoint,
+        EXPORTER_IPV4_ADDRESS | EXPORTER_IPV6_ADDRESS => Exporter,
         OBSERVATION_DOMAIN_ID => ObservationDomain,
         INGRESS_INTERFACE => InputInterface,
         EGRESS_INTERFACE => OutputInterface,
@@ -364,6 +366,13 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
         TunnelDstV4 => out.tunnel_dst = addr(v).filter(|a| !a.is_unspecified()),
         Layer2Segment => s.layer2_segment = uint(v),
         ObservationPoint => out.observation_point = uint(v).unwrap_or(0),
+        // An exporter that names itself (or a file that recorded who exported) wins over the
+        // transport address, which may be a relay's.
+        Exporter => {
+            out.exporter = addr(v)
+                .filter(|a| !a.is_unspecified())
+                .unwrap_or(out.exporter)
+        }
         ObservationDomain => {
             if let Some(d) = uint(v) {
                 out.observation_domain = d as u32;
