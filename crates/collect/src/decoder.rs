@@ -1,0 +1,1135 @@
+//! The decoder: per-exporter sessions, template state, sequence and sampling, normalisation.
+//!
+//! A [`Decoder`] takes whole export messages with the transport session they came from and the
+//! time they arrived, and hands decoded records to a [`Sink`]. It never reads a clock or a
+//! socket: live collection and offline files drive it the same way, so both give the same
+//! records.
+
+use crate::ids;
+use crate::plan::{HeaderTime, Plan, SamplingFields};
+use crate::sequence::{SequenceTracker, SequenceVerdict};
+use crate::stats::{Counters, ErrorsByReason};
+use botnest_flow::{FlowRecord, Timestamp};
+use botnest_wire::ie::NETFLOW9_SCOPE_PEN;
+use botnest_wire::{ipfix, netflow5, netflow9, FieldSpec, Record, Template};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a message reached the collector; templates are scoped per transport session
+/// (RFC 7011 section 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// A UDP datagram: templates expire unless refreshed (RFC 7011 section 8.4).
+    Udp,
+    /// A TCP connection: templates live as long as the connection.
+    Tcp,
+    /// An IPFIX file (RFC 5655): templates live as long as the file.
+    File,
+}
+
+/// One transport session: the exporter's and the collector's transport addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SessionKey {
+    /// UDP, TCP or file.
+    pub transport: Transport,
+    /// The exporter's address and port.
+    pub exporter: SocketAddr,
+    /// The collector's address and port the messages were sent to.
+    pub collector: SocketAddr,
+}
+
+impl SessionKey {
+    /// A UDP session.
+    pub fn udp(exporter: SocketAddr, collector: SocketAddr) -> Self {
+        SessionKey {
+            transport: Transport::Udp,
+            exporter,
+            collector,
+        }
+    }
+}
+
+/// Limits and timers of the decoder. Every limit bounds memory under hostile input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecoderConfig {
+    /// How long a template received over UDP stays valid without a refresh. RFC 7011 section
+    /// 8.4 leaves the value to the collector; exporters commonly refresh every 10 minutes, and
+    /// three missed refreshes are allowed before data stops decoding.
+    #[serde(with = "secs")]
+    pub template_lifetime: Duration,
+    /// How long a data set whose template has not arrived yet is held.
+    #[serde(with = "secs")]
+    pub pending_timeout: Duration,
+    /// Bytes of held data sets per session; the oldest are dropped past this.
+    pub max_pending_bytes: usize,
+    /// Templates (and options templates) kept per session; new ids past this are refused.
+    pub max_templates_per_session: usize,
+    /// Observation domains tracked per session.
+    pub max_domains_per_session: usize,
+    /// Transport sessions (exporter address and port) tracked at once. When full, a session idle
+    /// for longer than the template lifetime makes room; otherwise the new exporter is refused.
+    pub max_sessions: usize,
+    /// Interface names kept per domain from options data.
+    pub max_interfaces_per_domain: usize,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            template_lifetime: Duration::from_secs(1800),
+            pending_timeout: Duration::from_secs(30),
+            max_pending_bytes: 1 << 20,
+            max_templates_per_session: 4096,
+            max_domains_per_session: 1024,
+            max_sessions: 10_000,
+            max_interfaces_per_domain: 65_536,
+        }
+    }
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// Where a decoded record came from.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordMeta<'a> {
+    /// Export protocol version: 5, 9 or 10.
+    pub version: u16,
+    /// The transport session.
+    pub session: &'a SessionKey,
+    /// Observation domain (IPFIX), source id (v9) or engine type and id (v5).
+    pub domain: u32,
+    /// Template id (0 for v5).
+    pub template_id: u16,
+    /// Export time of the message carrying the record.
+    pub export_time: Timestamp,
+    /// Name of the record's input interface, from the exporter's options data.
+    pub input_interface_name: Option<&'a str>,
+    /// Name of the record's output interface, from the exporter's options data.
+    pub output_interface_name: Option<&'a str>,
+}
+
+/// Receives what the decoder decodes.
+pub trait Sink {
+    /// A flow data record, normalised, with its raw fields.
+    fn flow(&mut self, meta: &RecordMeta<'_>, flow: &FlowRecord, raw: &Record<'_>);
+
+    /// An options data record (sampling, interface names, exporter statistics...).
+    fn options(&mut self, meta: &RecordMeta<'_>, raw: &Record<'_>) {
+        let _ = (meta, raw);
+    }
+
+    /// Called after each message and whenever a socket is idle, so a sink that batches can
+    /// hand its batch on without waiting for it to fill.
+    fn flush(&mut self) {}
+}
+
+/// A decoding problem, with where it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes broke the wire format.
+    #[error("{0}")]
+    Wire(#[from] botnest_wire::Error),
+    /// A data record ran past its set (variable-length fields too long).
+    #[error("record of template {template_id} overruns its set at offset {offset}")]
+    RecordOverrun {
+        /// The template.
+        template_id: u16,
+        /// Offset of the record in its set body.
+        offset: usize,
+    },
+    /// The session already keeps as many templates as allowed.
+    #[error("template {template_id} refused: session template limit reached")]
+    TemplateLimit {
+        /// The refused template.
+        template_id: u16,
+    },
+    /// The collector tracks as many sessions as allowed and none is idle.
+    #[error("exporter refused: session limit reached")]
+    SessionLimit,
+    /// The session tracks as many observation domains as allowed.
+    #[error("observation domain refused: domain limit reached")]
+    DomainLimit,
+    /// The message's first bytes name no known export version.
+    #[error("not an export message (version {0})")]
+    UnknownVersion(u16),
+}
+
+impl DecodeError {
+    /// A short fixed label for counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Wire(e) => e.reason(),
+            DecodeError::RecordOverrun { .. } => "record_overrun",
+            DecodeError::TemplateLimit { .. } => "template_limit",
+            DecodeError::SessionLimit => "session_limit",
+            DecodeError::DomainLimit => "domain_limit",
+            DecodeError::UnknownVersion(_) => "unknown_version",
+        }
+    }
+}
+
+/// A template with its compiled plan.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The template as received.
+    pub template: Template,
+    plan: Plan,
+}
+
+#[derive(Debug)]
+struct TemplateEntry {
+    compiled: Arc<Compiled>,
+    refreshed: Timestamp,
+}
+
+/// A data set held until its template arrives.
+#[derive(Debug)]
+struct Pending {
+    domain: u32,
+    template_id: u16,
+    version: u16,
+    arrival: Timestamp,
+    header: HeaderTime,
+    body: Vec<u8>,
+}
+
+/// Sampling announced in options data.
+#[derive(Debug, Default)]
+struct Sampling {
+    /// Applies to every record of the domain that names no selector.
+    default: Option<u32>,
+    by_selector: HashMap<u64, u32>,
+}
+
+#[derive(Debug, Default)]
+struct Domain {
+    sequence: SequenceTracker,
+    counters: Counters,
+    sampling: Sampling,
+    interfaces: HashMap<u32, Box<str>>,
+    system_init_ms: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Session {
+    templates: HashMap<(u32, u16), TemplateEntry>,
+    domains: HashMap<u32, Domain>,
+    pending: VecDeque<Pending>,
+    pending_bytes: usize,
+    last_seen: Timestamp,
+    last_log: HashMap<&'static str, Timestamp>,
+}
+
+/// Decodes export messages from many exporters. See the module docs.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    config: DecoderConfig,
+    sessions: HashMap<SessionKey, Session>,
+    /// Counters of sessions that were closed or evicted, so totals never go backwards.
+    retired: Counters,
+    errors_by_reason: ErrorsByReason,
+    unattributed: Counters,
+}
+
+/// The v5 record layout as an IPFIX template of IANA elements, so v5 records are decoded, shown
+/// and normalised by the same code as v9 and IPFIX records.
+fn netflow5_template() -> &'static Arc<Compiled> {
+    use std::sync::OnceLock;
+    static T: OnceLock<Arc<Compiled>> = OnceLock::new();
+    T.get_or_init(|| {
+        const PADDING: u16 = 210;
+        let f = FieldSpec::iana;
+        let template = Template {
+            id: 0,
+            scope_field_count: 0,
+            fields: vec![
+                f(ids::SOURCE_IPV4_ADDRESS, 4),
+                f(ids::DESTINATION_IPV4_ADDRESS, 4),
+                f(15, 4), // ipNextHopIPv4Address
+                f(ids::INGRESS_INTERFACE, 2),
+                f(ids::EGRESS_INTERFACE, 2),
+                f(ids::PACKET_DELTA_COUNT, 4),
+                f(ids::OCTET_DELTA_COUNT, 4),
+                f(ids::FLOW_START_SYS_UP_TIME, 4),
+                f(ids::FLOW_END_SYS_UP_TIME, 4),
+                f(ids::SOURCE_TRANSPORT_PORT, 2),
+                f(ids::DESTINATION_TRANSPORT_PORT, 2),
+                f(PADDING, 1),
+                f(ids::TCP_CONTROL_BITS, 1),
+                f(ids::PROTOCOL_IDENTIFIER, 1),
+                f(5, 1),  // ipClassOfService
+                f(16, 2), // bgpSourceAsNumber
+                f(17, 2), // bgpDestinationAsNumber
+                f(9, 1),  // sourceIPv4PrefixLength
+                f(13, 1), // destinationIPv4PrefixLength
+                f(PADDING, 2),
+            ],
+        };
+        let plan = Plan::compile(&template);
+        Arc::new(Compiled { template, plan })
+    })
+}
+
+/// Everything needed to decode the data sets of one message.
+#[derive(Debug, Clone, Copy)]
+struct MessageCtx {
+    version: u16,
+    domain: u32,
+    header: HeaderTime,
+    arrival: Timestamp,
+}
+
+impl Decoder {
+    /// A decoder with the given limits.
+    pub fn new(config: DecoderConfig) -> Self {
+        Decoder {
+            config,
+            ..Default::default()
+        }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    /// Decodes one export message (a UDP datagram, or one message framed from a stream or file)
+    /// that arrived at `now`. Errors are counted and logged; decoding goes on wherever the
+    /// format allows, and the first error that stopped part of the message is returned.
+    pub fn decode(
+        &mut self,
+        key: &SessionKey,
+        now: Timestamp,
+        bytes: &[u8],
+        sink: &mut dyn Sink,
+    ) -> Result<(), DecodeError> {
+        if !self.sessions.contains_key(key) {
+            if let Err(e) = self.admit(key, now) {
+                self.unattributed.messages += 1;
+                self.unattributed.errors += 1;
+                *self.errors_by_reason.entry(e.reason()).or_default() += 1;
+                return Err(e);
+            }
+        }
+        let mut first_error = None;
+        let mut report = |e: DecodeError| {
+            first_error.get_or_insert(e);
+        };
+        match botnest_wire::version(bytes) {
+            Some(ipfix::VERSION) => self.decode_ipfix(key, now, bytes, sink, &mut report),
+            Some(netflow9::VERSION) => self.decode_v9(key, now, bytes, sink, &mut report),
+            Some(netflow5::VERSION) => self.decode_v5(key, now, bytes, sink, &mut report),
+            v => {
+                let e = DecodeError::UnknownVersion(v.unwrap_or(0));
+                self.count_error(key, 0, now, e);
+                report(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes room for a new session, or refuses it.
+    fn admit(&mut self, key: &SessionKey, now: Timestamp) -> Result<(), DecodeError> {
+        if self.sessions.len() < self.config.max_sessions {
+            self.sessions.insert(
+                *key,
+                Session {
+                    last_seen: now,
+                    ..Default::default()
+                },
+            );
+            return Ok(());
+        }
+        let lifetime = self.config.template_lifetime.as_nanos() as u64;
+        let idle = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| now.0.saturating_sub(s.last_seen.0) > lifetime)
+            .min_by_key(|(_, s)| s.last_seen)
+            .map(|(k, _)| *k);
+        match idle {
+            Some(old) => {
+                self.close_session(&old);
+                self.sessions.insert(
+                    *key,
+                    Session {
+                        last_seen: now,
+                        ..Default::default()
+                    },
+                );
+                Ok(())
+            }
+            None => Err(DecodeError::SessionLimit),
+        }
+    }
+
+    /// Forgets a session (a TCP connection closed, or an idle exporter evicted), keeping its
+    /// counts in the totals.
+    pub fn close_session(&mut self, key: &SessionKey) {
+        if let Some(s) = self.sessions.remove(key) {
+            for d in s.domains.values() {
+                self.retired.add(&d.counters);
+            }
+        }
+    }
+
+    fn count_error(&mut self, key: &SessionKey, domain: u32, now: Timestamp, e: DecodeError) {
+        *self.errors_by_reason.entry(e.reason()).or_default() += 1;
+        let Some(s) = self.sessions.get_mut(key) else {
+            self.unattributed.errors += 1;
+            return;
+        };
+        match s.domains.get_mut(&domain) {
+            Some(d) => d.counters.errors += 1,
+            None => self.unattributed.errors += 1,
+        }
+        // At most one log line per session and reason every ten seconds of arrival time.
+        let last = s.last_log.entry(e.reason()).or_default();
+        if last.is_unset() || now.0.saturating_sub(last.0) >= 10_000_000_000 {
+            *last = now;
+            tracing::debug!(
+                exporter = %key.exporter,
+                transport = ?key.transport,
+                domain,
+                reason = e.reason(),
+                error = %e,
+                "undecodable export data"
+            );
+        }
+    }
+
+    fn domain_mut(&mut self, key: &SessionKey, domain: u32) -> Result<&mut Domain, DecodeError> {
+        let max = self.config.max_domains_per_session;
+        let s = self
+            .sessions
+            .get_mut(key)
+            .expect("session admitted before decoding");
+        if !s.domains.contains_key(&domain) && s.domains.len() >= max {
+            return Err(DecodeError::DomainLimit);
+        }
+        Ok(s.domains.entry(domain).or_default())
+    }
+
+    fn decode_ipfix(
+        &mut self,
+        key: &SessionKey,
+        now: Timestamp,
+        bytes: &[u8],
+        sink: &mut dyn Sink,
+        report: &mut dyn FnMut(DecodeError),
+    ) {
+        let msg = match ipfix::Message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.count_error(key, 0, now, e.into());
+                return report(e.into());
+            }
+        };
+        let h = *msg.header();
+        let ctx = MessageCtx {
+            version: ipfix::VERSION,
+            domain: h.domain,
+            header: HeaderTime {
+                export_millis: u64::from(h.export_time) * 1000,
+                sys_uptime_ms: None,
+                system_init_ms: None,
+            },
+            arrival: now,
+        };
+        if let Err(e) = self.begin_message(key, ctx) {
+            return report(e);
+        }
+
+        let mut data_records = Some(0u32);
+        for set in msg.sets() {
+            match set {
+                Ok(ipfix::Set::Template(recs)) | Ok(ipfix::Set::OptionsTemplate(recs)) => {
+                    let options = recs.is_options();
+                    for rec in recs {
+                        match rec {
+                            Ok(ipfix::TemplateRecord::Define(t)) => {
+                                self.define(key, ctx, t, sink, report)
+                            }
+                            Ok(ipfix::TemplateRecord::Withdraw { template_id }) => {
+                                self.withdraw(key, ctx.domain, Some(template_id), options)
+                            }
+                            Ok(ipfix::TemplateRecord::WithdrawAll) => {
+                                self.withdraw(key, ctx.domain, None, options)
+                            }
+                            Err(e) => {
+                                self.count_error(key, ctx.domain, now, e.into());
+                                report(e.into());
+                            }
+                        }
+                    }
+                }
+                Ok(ipfix::Set::Data { set_id, body, .. }) => {
+                    let n = self.data_set(key, ctx, set_id, body, sink, report);
+                    data_records = data_records.zip(n).map(|(a, b)| a + b);
+                }
+                Err(e) => {
+                    self.count_error(key, ctx.domain, now, e.into());
+                    report(e.into());
+                }
+            }
+        }
+        self.sequence(key, ctx.domain, h.sequence, data_records, |c, v| {
+            c.lost_records += v
+        });
+    }
+
+    fn decode_v9(
+        &mut self,
+        key: &SessionKey,
+        now: Timestamp,
+        bytes: &[u8],
+        sink: &mut dyn Sink,
+        report: &mut dyn FnMut(DecodeError),
+    ) {
+        let pkt = match netflow9::Packet::parse(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.count_error(key, 0, now, e.into());
+                return report(e.into());
+            }
+        };
+        let h = *pkt.header();
+        let ctx = MessageCtx {
+            version: netflow9::VERSION,
+            domain: h.source_id,
+            header: HeaderTime {
+                export_millis: u64::from(h.unix_secs) * 1000,
+                sys_uptime_ms: Some(h.sys_uptime_ms),
+                system_init_ms: None,
+            },
+            arrival: now,
+        };
+        if let Err(e) = self.begin_message(key, ctx) {
+            return report(e);
+        }
+        for set in pkt.sets() {
+            match set {
+                Ok(netflow9::Set::Template(recs)) | Ok(netflow9::Set::OptionsTemplate(recs)) => {
+                    for rec in recs {
+                        match rec {
+                            Ok(t) => self.define(key, ctx, t, sink, report),
+                            Err(e) => {
+                                self.count_error(key, ctx.domain, now, e.into());
+                                report(e.into());
+                            }
+                        }
+                    }
+                }
+                Ok(netflow9::Set::Data { set_id, body, .. }) => {
+                    self.data_set(key, ctx, set_id, body, sink, report);
+                }
+                Err(e) => {
+                    self.count_error(key, ctx.domain, now, e.into());
+                    report(e.into());
+                }
+            }
+        }
+        // RFC 3954 section 5.1: the v9 sequence number counts export packets.
+        self.sequence(key, ctx.domain, h.sequence, Some(1), |c, v| {
+            c.lost_packets += v
+        });
+    }
+
+    fn decode_v5(
+        &mut self,
+        key: &SessionKey,
+        now: Timestamp,
+        bytes: &[u8],
+        sink: &mut dyn Sink,
+        report: &mut dyn FnMut(DecodeError),
+    ) {
+        let pkt = match netflow5::Packet::parse(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.count_error(key, 0, now, e.into());
+                return report(e.into());
+            }
+        };
+        let h = *pkt.header();
+        let ctx = MessageCtx {
+            version: netflow5::VERSION,
+            domain: u32::from(h.engine_type) << 8 | u32::from(h.engine_id),
+            header: HeaderTime {
+                export_millis: u64::from(h.unix_secs) * 1000 + u64::from(h.unix_nsecs / 1_000_000),
+                sys_uptime_ms: Some(h.sys_uptime_ms),
+                system_init_ms: None,
+            },
+            arrival: now,
+        };
+        if let Err(e) = self.begin_message(key, ctx) {
+            return report(e);
+        }
+        let compiled = Arc::clone(netflow5_template());
+        let body = &bytes[netflow5::HEADER_LEN..netflow5::HEADER_LEN + pkt.records().len() * 48];
+        let fallback = h.sampling_interval();
+        let n = self.records(key, ctx, &compiled, body, Some(fallback), sink, report);
+        self.sequence(key, ctx.domain, h.flow_sequence, Some(n), |c, v| {
+            c.lost_records += v
+        });
+    }
+
+    /// Counts the message and refreshes the session's clock.
+    fn begin_message(&mut self, key: &SessionKey, ctx: MessageCtx) -> Result<(), DecodeError> {
+        match self.domain_mut(key, ctx.domain) {
+            Ok(d) => d.counters.messages += 1,
+            Err(e) => {
+                self.count_error(key, ctx.domain, ctx.arrival, e);
+                return Err(e);
+            }
+        }
+        let s = self
+            .sessions
+            .get_mut(key)
+            .expect("session admitted before decoding");
+        s.last_seen = s.last_seen.max(ctx.arrival);
+        self.expire_pending(key, ctx.arrival);
+        Ok(())
+    }
+
+    fn sequence(
+        &mut self,
+        key: &SessionKey,
+        domain: u32,
+        seq: u32,
+        count: Option<u32>,
+        lost: impl FnOnce(&mut Counters, u64),
+    ) {
+        let Ok(d) = self.domain_mut(key, domain) else {
+            return;
+        };
+        let SequenceVerdict {
+            lost: n,
+            out_of_order,
+            reset,
+        } = d.sequence.observe(seq, count);
+        lost(&mut d.counters, n);
+        d.counters.out_of_order += u64::from(out_of_order);
+        d.counters.sequence_resets += u64::from(reset);
+        if n > 0 {
+            tracing::debug!(exporter = %key.exporter, domain, lost = n, "sequence gap");
+        }
+    }
+
+    fn define(
+        &mut self,
+        key: &SessionKey,
+        ctx: MessageCtx,
+        template: Template,
+        sink: &mut dyn Sink,
+        report: &mut dyn FnMut(DecodeError),
+    ) {
+        let limit = self.config.max_templates_per_session;
+        let s = self
+            .sessions
+            .get_mut(key)
+            .expect("session admitted before decoding");
+        let slot = (ctx.domain, template.id);
+        if !s.templates.contains_key(&slot) && s.templates.len() >= limit {
+            let e = DecodeError::TemplateLimit {
+                template_id: template.id,
+            };
+            self.count_error(key, ctx.domain, ctx.arrival, e);
+            return report(e);
+        }
+        let unchanged = s
+            .templates
+            .get(&slot)
+            .is_some_and(|t| t.compiled.template == template);
+        match s.templates.get_mut(&slot) {
+            Some(entry) if unchanged => entry.refreshed = entry.refreshed.max(ctx.arrival),
+            _ => {
+                let plan = Plan::compile(&template);
+                let compiled = Arc::new(Compiled { template, plan });
+                s.templates.insert(
+                    slot,
+                    TemplateEntry {
+                        compiled,
+                        refreshed: ctx.arrival,
+                    },
+                );
+            }
+        }
+        if let Some(d) = s.domains.get_mut(&ctx.domain) {
+            d.counters.templates += 1;
+        }
+        self.replay_pending(key, ctx.domain, slot.1, sink, report);
+    }
+
+    fn withdraw(&mut self, key: &SessionKey, domain: u32, id: Option<u16>, options: bool) {
+        let s = self
+            .sessions
+            .get_mut(key)
+            .expect("session admitted before decoding");
+        match id {
+            Some(id) => {
+                s.templates.remove(&(domain, id));
+            }
+            // RFC 7011 section 8.1: template id 2 (3) withdraws all (options) templates of the
+            // domain.
+            None => s
+                .templates
+                .retain(|&(d, _), t| d != domain || t.compiled.template.is_options() != options),
+        }
+        if let Some(d) = s.domains.get_mut(&domain) {
+            d.counters.template_withdrawals += 1;
+        }
+    }
+
+    /// Finds a live template. Over UDP a template not refreshed within the lifetime is gone
+    /// (RFC 7011 section 8.4).
+    fn template(
+        &mut self,
+        key: &SessionKey,
+        domain: u32,
+        id: u16,
+        now: Timestamp,
+    ) -> Option<Arc<Compiled>> {
+        let lifetime = self.config.template_lifetime.as_nanos() as u64;
+        let s = self.sessions.get_mut(key)?;
+        let entry = s.templates.get(&(domain, id))?;
+        if key.transport == Transport::Udp && now.0.saturating_sub(entry.refreshed.0) > lifetime {
+            s.templates.remove(&(domain, id));
+            if let Some(d) = s.domains.get_mut(&domain) {
+                d.counters.templates_expired += 1;
+            }
+            return None;
+        }
+        Some(Arc::clone(&entry.compiled))
+    }
+
+    /// Decodes a data set, or holds it until its template arrives. Returns the number of data
+    /// records in it, or `None` when that cannot be known yet.
+    fn data_set(
+        &mut self,
+        key: &SessionKey,
+        ctx: MessageCtx,
+        set_id: u16,
+        body: &[u8],
+        sink: &mut dyn Sink,
+        report: &mut dyn FnMut(DecodeError),
+    ) -> Option<u32> {
+        match self.template(key, ctx.domain, set_id, ctx.arrival) {
+            Some(c) => Some(self.records(key, ctx, &c, body, None, sink, report)),
+            None => {
+                self.hold(key, ctx, set_id, body);
+                None
+            }
+        }
+    }
+
+    fn hold(&mut self, key: &SessionKey, ctx: MessageCtx, template_id: u16, body: &[u8]) {
+        let max = self.config.max_pending_bytes;
+        let s = self
+            .sessions
+            .get_mut(key)
+            .expect("session admitted before decoding");
+        if body.len() > max {
+            if let Some(d) = s.domains.get_mut(&ctx.domain) {
+                d.counters.pending_dropped += 1;
+            }
+            return;
+        }
+        while s.pending_bytes + body.len() > max {
+            let Some(old) = s.pending.pop_front() else {
+                break;
+            };
+            s.pending_bytes -= old.body.len();
+            if let Some(d) = s.domains.get_mut(&old.domain) {
+                d.counters.pending_dropped += 1;
+            }
+        }
+        s.pending_bytes += body.len();
+        s.pending.push_back(Pending {
+            domain: ctx.domain,
+            template_id,
+            version: ctx.version,
+            arrival: ctx.arrival,
+            header: ctx.header,
+            body: body.to_vec(),
+        });
+        if let Some(d) = s.domains.get_mut(&ctx.domain) {
+            d.counters.pending_sets += 1;
+        }
+    }
+
+    fn expire_pending(&mut self, key: &SessionKey, now: Timestamp) {
+        let timeout = self.config.pending_timeout.as_nanos() as u64;
+        let Some(s) = self.sessions.get_mut(key) else {
+            return;
+        };
+        while let Some(p) = s.pending.front() {
+            if now.0.saturating_sub(p.arrival.0) <= timeout {
+                break;
+            }
+            let p = s.pending.pop_front().expect("front exists");
+            s.pending_bytes -= p.body.len();
+            if let Some(d) = s.domains.get_mut(&p.domain) {
+                d.counters.pending_dropped += 1;
+            }
+        }
+    }
+
+    fn replay_pending(
+        &mut self,
+        key: &SessionKey,
+        domain: u32,
+        template_id: u16,
+        sink: &mut dyn Sink,
+        report: &mut dyn FnMut(DecodeError),
+    ) {
+        let Some(s) = self.sessions.get_mut(key) else {
+            return;
+        };
+        if !s
+            .pending
+            .iter()
+            .any(|p| p.domain == domain && p.template_id == template_id)
+        {
+            return;
+        }
+        let (ready, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut s.pending)
+            .into_iter()
+            .partition(|p| p.domain == domain && p.template_id == template_id);
+        s.pending = rest;
+        s.pending_bytes = s.pending.iter().map(|p| p.body.len()).sum();
+        for p in ready {
+            let ctx = MessageCtx {
+                version: p.version,
+                domain: p.domain,
+                header: p.header,
+                arrival: p.arrival,
+            };
+            if let Some(c) = self.template(key, domain, template_id, p.arrival.max(ctx.arrival)) {
+                self.records(key, ctx, &c, &p.body, None, sink, report);
+            }
+        }
+    }
+
+    /// Decodes the records of one data set with a known template.
+    #[allow(clippy::too_many_arguments)]
+    fn records(
+        &mut self,
+        key: &SessionKey,
+        ctx: MessageCtx,
+        compiled: &Compiled,
+        body: &[u8],
+        header_sampling: Option<u32>,
+        sink: &mut dyn Sink,
+        report: &mut dyn FnMut(DecodeError),
+    ) -> u32 {
+        let template = &compiled.template;
+        let s = self
+            .sessions
+            .get_mut(key)
+            .expect("session admitted before decoding");
+        let Some(d) = s.domains.get_mut(&ctx.domain) else {
+            return 0;
+        };
+        let mut header = ctx.header;
+        header.system_init_ms = d.system_init_ms;
+        let export_time = Timestamp::from_unix_millis(header.export_millis);
+        let mut n = 0u32;
+        let mut overrun = None;
+        for rec in template.records(body) {
+            let rec = match rec {
+                Ok(r) => r,
+                Err(o) => {
+                    overrun = Some(DecodeError::RecordOverrun {
+                        template_id: template.id,
+                        offset: o.offset,
+                    });
+                    break;
+                }
+            };
+            n += 1;
+            if template.is_options() {
+                d.counters.options_records += 1;
+                learn_options(d, &rec, self.config.max_interfaces_per_domain);
+                let meta = RecordMeta {
+                    version: ctx.version,
+                    session: key,
+                    domain: ctx.domain,
+                    template_id: template.id,
+                    export_time,
+                    input_interface_name: None,
+                    output_interface_name: None,
+                };
+                sink.options(&meta, &rec);
+                continue;
+            }
+            d.counters.records += 1;
+            let mut flow = FlowRecord {
+                exporter: key.exporter.ip(),
+                observation_domain: ctx.domain,
+                ..FlowRecord::default()
+            };
+            let fields = compiled.plan.apply(&rec, header, &mut flow);
+            flow.sampling_interval = sampling_for(&d.sampling, fields, header_sampling);
+            let name = |i: u32| d.interfaces.get(&i).map(|n| &**n);
+            let meta = RecordMeta {
+                version: ctx.version,
+                session: key,
+                domain: ctx.domain,
+                template_id: template.id,
+                export_time,
+                input_interface_name: if d.interfaces.is_empty() {
+                    None
+                } else {
+                    name(flow.input_interface)
+                },
+                output_interface_name: if d.interfaces.is_empty() {
+                    None
+                } else {
+                    name(flow.output_interface)
+                },
+            };
+            sink.flow(&meta, &flow, &rec);
+        }
+        if let Some(e) = overrun {
+            self.count_error(key, ctx.domain, ctx.arrival, e);
+            report(e);
+        }
+        n
+    }
+
+    /// Totals over every session, including closed ones.
+    pub fn totals(&self) -> Counters {
+        let mut t = self.retired.clone();
+        t.add(&self.unattributed);
+        for s in self.sessions.values() {
+            for d in s.domains.values() {
+                t.add(&d.counters);
+            }
+        }
+        t
+    }
+
+    /// Counters per exporter address and observation domain, for the sessions tracked now.
+    pub fn per_exporter(&self) -> Vec<(SessionKey, u32, Counters)> {
+        let mut out: Vec<_> = self
+            .sessions
+            .iter()
+            .flat_map(|(k, s)| {
+                s.domains
+                    .iter()
+                    .map(move |(d, c)| (*k, *d, c.counters.clone()))
+            })
+            .collect();
+        out.sort_by_key(|(k, d, _)| (*k, *d));
+        out
+    }
+
+    /// Errors by reason since the decoder started.
+    pub fn errors_by_reason(&self) -> &ErrorsByReason {
+        &self.errors_by_reason
+    }
+
+    /// Number of sessions and templates held, and bytes of held data sets: the decoder's state.
+    pub fn state_size(&self) -> (usize, usize, usize) {
+        let templates = self.sessions.values().map(|s| s.templates.len()).sum();
+        let pending = self.sessions.values().map(|s| s.pending_bytes).sum();
+        (self.sessions.len(), templates, pending)
+    }
+
+    /// The templates held for UDP sessions, to be saved across a restart.
+    pub fn snapshot(&self) -> TemplateSnapshot {
+        let mut templates = Vec::new();
+        for (key, s) in &self.sessions {
+            if key.transport != Transport::Udp {
+                continue;
+            }
+            for (&(domain, _), entry) in &s.templates {
+                templates.push(SavedTemplate {
+                    session: *key,
+                    domain,
+                    refreshed: entry.refreshed,
+                    template: SavedLayout::from(&entry.compiled.template),
+                });
+            }
+        }
+        templates.sort_by_key(|t| (t.session, t.domain, t.template.id));
+        TemplateSnapshot { templates }
+    }
+
+    /// Restores saved templates, so data arriving before the exporter's next template refresh
+    /// still decodes. Templates past their lifetime at `now` are skipped. Returns how many were
+    /// restored.
+    pub fn restore(&mut self, snapshot: &TemplateSnapshot, now: Timestamp) -> usize {
+        let lifetime = self.config.template_lifetime.as_nanos() as u64;
+        let mut n = 0;
+        for t in &snapshot.templates {
+            if now.0.saturating_sub(t.refreshed.0) > lifetime {
+                continue;
+            }
+            if !self.sessions.contains_key(&t.session)
+                && self.admit(&t.session, t.refreshed).is_err()
+            {
+                continue;
+            }
+            let Some(template) = t.template.to_template() else {
+                continue;
+            };
+            let s = self.sessions.get_mut(&t.session).expect("admitted above");
+            if s.templates.len() >= self.config.max_templates_per_session {
+                continue;
+            }
+            s.domains.entry(t.domain).or_default();
+            let plan = Plan::compile(&template);
+            let compiled = Arc::new(Compiled { template, plan });
+            s.templates.insert(
+                (t.domain, t.template.id),
+                TemplateEntry {
+                    compiled,
+                    refreshed: t.refreshed,
+                },
+            );
+            n += 1;
+        }
+        n
+    }
+}
+
+/// The 1-in-N sampling that applies to a record: its own field, then the options data for its
+/// selector, then the domain's options data, then the packet header (v5).
+fn sampling_for(s: &Sampling, f: SamplingFields, header: Option<u32>) -> u32 {
+    f.interval
+        .or_else(|| f.selector.and_then(|id| s.by_selector.get(&id).copied()))
+        .or(s.default)
+        .or(header)
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Reads what an options record says about sampling, interface names and system init time.
+fn learn_options(d: &mut Domain, rec: &Record<'_>, max_interfaces: usize) {
+    let mut flow = FlowRecord::default();
+    let plan = Plan::compile(rec.template());
+    let fields = plan.apply(rec, HeaderTime::default(), &mut flow);
+    if let Some(interval) = fields.interval {
+        match fields.selector {
+            Some(id) => {
+                d.sampling.by_selector.insert(id, interval);
+            }
+            None => d.sampling.default = Some(interval),
+        }
+    }
+
+    let mut ifindex = None;
+    let mut name = None;
+    let mut description = None;
+    for (spec, v) in rec.fields() {
+        let e = spec.element;
+        let uint = || v.iter().take(8).fold(0u64, |a, &b| (a << 8) | u64::from(b));
+        match (e.enterprise, e.id) {
+            (0, ids::INGRESS_INTERFACE) | (0, ids::EGRESS_INTERFACE) => {
+                ifindex = Some(uint() as u32)
+            }
+            (NETFLOW9_SCOPE_PEN, netflow9::scope::INTERFACE) => ifindex = Some(uint() as u32),
+            (0, ids::INTERFACE_NAME) => name = Some(v),
+            (0, ids::INTERFACE_DESCRIPTION) => description = Some(v),
+            (0, ids::SYSTEM_INIT_TIME_MILLISECONDS) => d.system_init_ms = Some(uint()),
+            _ => {}
+        }
+    }
+    if let (Some(i), Some(text)) = (ifindex, name.or(description)) {
+        if d.interfaces.len() < max_interfaces || d.interfaces.contains_key(&i) {
+            let text = String::from_utf8_lossy(text)
+                .trim_end_matches('\0')
+                .to_owned();
+            d.interfaces.insert(i, text.into_boxed_str());
+        }
+    }
+}
+
+/// Templates saved across a collector restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateSnapshot {
+    /// Every saved template.
+    pub templates: Vec<SavedTemplate>,
+}
+
+/// One saved template with its session and refresh time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedTemplate {
+    /// The transport session it belongs to.
+    pub session: SessionKey,
+    /// Observation domain.
+    pub domain: u32,
+    /// When it was last received.
+    pub refreshed: Timestamp,
+    /// Its layout.
+    pub template: SavedLayout,
+}
+
+/// A template's layout in a form that serialises plainly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedLayout {
+    /// Template id.
+    pub id: u16,
+    /// Scope field count.
+    pub scope_field_count: u16,
+    /// Fields as `[enterprise, element id, length]`.
+    pub fields: Vec<(u32, u16, u16)>,
+}
+
+impl From<&Template> for SavedLayout {
+    fn from(t: &Template) -> Self {
+        SavedLayout {
+            id: t.id,
+            scope_field_count: t.scope_field_count,
+            fields: t
+                .fields
+                .iter()
+                .map(|f| (f.element.enterprise, f.element.id, f.length))
+                .collect(),
+        }
+    }
+}
+
+impl SavedLayout {
+    fn to_template(&self) -> Option<Template> {
+        let fields: Vec<_> = self
+            .fields
+            .iter()
+            .map(|&(enterprise, id, length)| FieldSpec {
+                element: botnest_wire::ElementId { enterprise, id },
+                length,
+            })
+            .collect();
+        if fields.is_empty() || usize::from(self.scope_field_count) > fields.len() {
+            return None;
+        }
+        Some(Template {
+            id: self.id,
+            scope_field_count: self.scope_field_count,
+            fields,
+        })
+    }
+}
+
+/// The address used for sessions whose exporter is not known (records read from a file).
+pub const UNKNOWN_EXPORTER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
