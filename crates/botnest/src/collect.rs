@@ -190,14 +190,11 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
     if let Some(path) = &state_file {
         save_templates(&decoder, path);
     }
-    let kernel_drops: u64 = sockets
-        .iter()
-        .map(|(_, s)| s.kernel_drops.load(Relaxed))
-        .sum();
-    let not_allowed: u64 = sockets
-        .iter()
-        .map(|(_, s)| s.not_allowed.load(Relaxed))
-        .sum();
+    let sum = |f: fn(&SocketStats) -> &AtomicU64| -> u64 {
+        sockets.iter().map(|(_, s)| f(s).load(Relaxed)).sum()
+    };
+    let kernel_drops = sum(|s| &s.kernel_drops);
+    let not_allowed = sum(|s| &s.not_allowed);
     let queue_drops = dropped.load(Relaxed);
     let mut printer = Printer::without_header(format, std::io::stdout());
     printer.summary(&decoder.totals(), decoder.errors_by_reason());
