@@ -91,6 +91,13 @@ impl Forward {
     }
 }
 
+impl Drop for Forward {
+    /// A reader thread ending (shutdown, a TCP exporter leaving) hands on what it still holds.
+    fn drop(&mut self) {
+        self.send();
+    }
+}
+
 impl Sink for Forward {
     fn flow(&mut self, meta: &RecordMeta<'_>, flow: &FlowRecord, raw: &Record<'_>) {
         self.printer.flow(meta, flow, raw);
