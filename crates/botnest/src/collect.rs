@@ -173,19 +173,19 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot handle signals")?;
     }
     let mut last_save = Instant::now();
+    let mut report = Report::default();
     while !stop.load(Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         if last_save.elapsed() >= Duration::from_secs(30) {
             last_save = Instant::now();
+            let decoder = collector
+                .decoder()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if let Some(path) = &state_file {
-                save_templates(
-                    &collector
-                        .decoder()
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()),
-                    path,
-                );
+                save_templates(&decoder, path);
             }
+            report.log(&decoder, collector.sockets(), dropped.load(Relaxed));
         }
     }
 
@@ -229,6 +229,61 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Periodic counters in the log: a summary line at info, one line per exporter and domain at
+/// debug, and an error whenever records were lost since the last report.
+#[derive(Default)]
+struct Report {
+    lost: u64,
+    dropped: u64,
+}
+
+impl Report {
+    fn log(&mut self, decoder: &Decoder, sockets: &[(Endpoint, Arc<SocketStats>)], queue: u64) {
+        let t = decoder.totals();
+        let kernel: u64 = sockets
+            .iter()
+            .map(|(_, s)| s.kernel_drops.load(Relaxed))
+            .sum();
+        let (sessions, templates, pending) = decoder.state_size();
+        tracing::info!(
+            sessions,
+            templates,
+            pending_bytes = pending,
+            messages = t.messages,
+            records = t.records,
+            errors = t.errors,
+            lost_records = t.lost_records,
+            lost_packets = t.lost_packets,
+            kernel_drops = kernel,
+            queue_drops = queue,
+            "collector counters"
+        );
+        for (key, domain, c) in decoder.per_exporter() {
+            tracing::debug!(
+                exporter = %key.exporter, transport = ?key.transport, domain,
+                messages = c.messages, records = c.records, templates = c.templates,
+                errors = c.errors, lost_records = c.lost_records, lost_packets = c.lost_packets,
+                "exporter counters"
+            );
+        }
+        let lost = t.lost_records + t.lost_packets;
+        if lost > self.lost {
+            tracing::error!(
+                new = lost - self.lost,
+                "exporters report records or packets that never arrived"
+            );
+        }
+        if kernel + queue > self.dropped {
+            tracing::error!(
+                kernel_drops = kernel,
+                queue_drops = queue,
+                "the collector dropped records: raise the receive buffer or reduce output work"
+            );
+        }
+        (self.lost, self.dropped) = (lost, kernel + queue);
+    }
 }
 
 fn apply_flags(args: &CollectArgs, config: &mut Config) {
