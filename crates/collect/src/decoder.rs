@@ -253,7 +253,6 @@ fn netflow5_template() -> &'static Arc<Compiled> {
     use std::sync::OnceLock;
     static T: OnceLock<Arc<Compiled>> = OnceLock::new();
     T.get_or_init(|| {
-        const PADDING: u16 = 210;
         let f = FieldSpec::iana;
         let template = Template {
             id: 0,
@@ -261,7 +260,7 @@ fn netflow5_template() -> &'static Arc<Compiled> {
             fields: vec![
                 f(ids::SOURCE_IPV4_ADDRESS, 4),
                 f(ids::DESTINATION_IPV4_ADDRESS, 4),
-                f(15, 4), // ipNextHopIPv4Address
+                f(ids::IP_NEXT_HOP_IPV4_ADDRESS, 4),
                 f(ids::INGRESS_INTERFACE, 2),
                 f(ids::EGRESS_INTERFACE, 2),
                 f(ids::PACKET_DELTA_COUNT, 4),
@@ -270,15 +269,15 @@ fn netflow5_template() -> &'static Arc<Compiled> {
                 f(ids::FLOW_END_SYS_UP_TIME, 4),
                 f(ids::SOURCE_TRANSPORT_PORT, 2),
                 f(ids::DESTINATION_TRANSPORT_PORT, 2),
-                f(PADDING, 1),
+                f(ids::PADDING_OCTETS, 1),
                 f(ids::TCP_CONTROL_BITS, 1),
                 f(ids::PROTOCOL_IDENTIFIER, 1),
-                f(5, 1),  // ipClassOfService
-                f(16, 2), // bgpSourceAsNumber
-                f(17, 2), // bgpDestinationAsNumber
-                f(9, 1),  // sourceIPv4PrefixLength
-                f(13, 1), // destinationIPv4PrefixLength
-                f(PADDING, 2),
+                f(ids::IP_CLASS_OF_SERVICE, 1),
+                f(ids::BGP_SOURCE_AS_NUMBER, 2),
+                f(ids::BGP_DESTINATION_AS_NUMBER, 2),
+                f(ids::SOURCE_IPV4_PREFIX_LENGTH, 1),
+                f(ids::DESTINATION_IPV4_PREFIX_LENGTH, 1),
+                f(ids::PADDING_OCTETS, 2),
             ],
         };
         let plan = Plan::compile(&template);
