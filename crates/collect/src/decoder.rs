@@ -7,7 +7,7 @@
 
 use crate::ids;
 use crate::plan::{HeaderTime, Plan, SamplingFields};
-use crate::sequence::{SequenceTracker, SequenceVerdict};
+use crate::sequence::SequenceTracker;
 use crate::stats::{Counters, ErrorsByReason};
 use botnest_flow::{FlowRecord, Timestamp};
 use botnest_wire::ie::NETFLOW9_SCOPE_PEN;
@@ -228,6 +228,10 @@ struct Domain {
 
 #[derive(Debug, Default)]
 struct Session {
+    /// Sequence numbers across all domains, for exporters that number per exporter.
+    sequence: SequenceTracker,
+    last_domain: Option<u32>,
+    shared_numbering: bool,
     templates: HashMap<(u32, u16), TemplateEntry>,
     domains: HashMap<u32, Domain>,
     pending: VecDeque<Pending>,
@@ -617,19 +621,28 @@ impl Decoder {
         count: Option<u32>,
         lost: impl FnOnce(&mut Counters, u64),
     ) {
-        let Ok(d) = self.domain_mut(key, domain) else {
+        let Some(s) = self.sessions.get_mut(key) else {
             return;
         };
-        let SequenceVerdict {
-            lost: n,
-            out_of_order,
-            reset,
-        } = d.sequence.observe(seq, count);
-        lost(&mut d.counters, n);
-        d.counters.out_of_order += u64::from(out_of_order);
-        d.counters.sequence_resets += u64::from(reset);
-        if n > 0 {
-            tracing::debug!(exporter = %key.exporter, domain, lost = n, "sequence gap");
+        let across = s.sequence.observe(seq, count);
+        // RFC 7011 section 3.1 numbers records per observation domain, but Open vSwitch numbers
+        // them per exporter. A message of one domain that continues exactly where another
+        // domain's message ended shows that; from then on the session's numbering is checked.
+        if across.continuous() && s.last_domain.is_some_and(|d| d != domain) {
+            s.shared_numbering = true;
+        }
+        s.last_domain = Some(domain);
+        let shared = s.shared_numbering;
+        let Some(d) = s.domains.get_mut(&domain) else {
+            return;
+        };
+        let own = d.sequence.observe(seq, count);
+        let verdict = if shared { across } else { own };
+        lost(&mut d.counters, verdict.lost);
+        d.counters.out_of_order += u64::from(verdict.out_of_order);
+        d.counters.sequence_resets += u64::from(verdict.reset);
+        if verdict.lost > 0 {
+            tracing::debug!(exporter = %key.exporter, domain, lost = verdict.lost, "sequence gap");
         }
     }
 
