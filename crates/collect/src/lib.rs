@@ -7,9 +7,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capture;
 pub mod decoder;
+pub mod export;
 pub mod framing;
 mod ids;
+pub mod ipfix_file;
 pub mod listen;
 pub mod plan;
 pub mod sequence;

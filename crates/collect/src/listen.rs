@@ -342,7 +342,8 @@ fn udp_loop(sock: UdpSocket, shared: &Shared, stats: &SocketStats) {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                continue
+                sink.flush();
+                continue;
             }
             Err(e) => {
                 tracing::warn!(%local, error = %e, "UDP receive failed");
@@ -359,7 +360,10 @@ fn udp_loop(sock: UdpSocket, shared: &Shared, stats: &SocketStats) {
         let key = SessionKey::udp(peer, local);
         let mut decoder = shared.decoder.lock().unwrap_or_else(|p| p.into_inner());
         let _ = decoder.decode(&key, wall_clock(), &buf[..n], sink.as_mut());
+        drop(decoder);
+        sink.flush();
     }
+    sink.flush();
     if let Some(drops) = inode.and_then(udp_kernel_drops) {
         stats.kernel_drops.store(drops, Relaxed);
     }
@@ -500,6 +504,7 @@ fn tcp_connection(
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
+                sink.flush();
                 if !framer.is_empty() && last_data.elapsed() >= stall {
                     break StreamEnd::Stalled;
                 }
@@ -521,10 +526,13 @@ fn tcp_connection(
                 Err(_) => break,
             }
         }
+        drop(decoder);
+        sink.flush();
         if framer.is_broken() {
             break StreamEnd::NotIpfix;
         }
     };
+    sink.flush();
     match end {
         StreamEnd::Truncated => stats.truncated.fetch_add(1, Relaxed),
         StreamEnd::Stalled => stats.stalled.fetch_add(1, Relaxed),

@@ -38,6 +38,7 @@ enum Target {
     TunnelDstV4,
     Layer2Segment,
     ObservationPoint,
+    Exporter,
     ObservationDomain,
     InputInterface,
     OutputInterface,
@@ -137,6 +138,7 @@ fn target_of(element: ElementId) -> Option<Target> {
         VLAN_ID | DOT1Q_VLAN_ID => Vlan,
         LAYER2_SEGMENT_ID => Layer2Segment,
         OBSERVATION_POINT_ID => ObservationPoint,
+        EXPORTER_IPV4_ADDRESS | EXPORTER_IPV6_ADDRESS => Exporter,
         OBSERVATION_DOMAIN_ID => ObservationDomain,
         INGRESS_INTERFACE => InputInterface,
         EGRESS_INTERFACE => OutputInterface,
@@ -364,6 +366,13 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
         TunnelDstV4 => out.tunnel_dst = addr(v).filter(|a| !a.is_unspecified()),
         Layer2Segment => s.layer2_segment = uint(v),
         ObservationPoint => out.observation_point = uint(v).unwrap_or(0),
+        // An exporter that names itself (or a file that recorded who exported) wins over the
+        // transport address, which may be a relay's.
+        Exporter => {
+            out.exporter = addr(v)
+                .filter(|a| !a.is_unspecified())
+                .unwrap_or(out.exporter)
+        }
         ObservationDomain => {
             if let Some(d) = uint(v) {
                 out.observation_domain = d as u32;
@@ -431,8 +440,17 @@ fn relative(raw: u64, header: HeaderTime, system_init_ms: Option<u64>) -> Option
         let ago = uptime.wrapping_sub(raw as u32) as i32;
         return Some(export.offset_nanos(-i64::from(ago) * 1_000_000));
     }
-    // IPFIX flowStart/EndSysUpTime are relative to systemInitTimeMilliseconds (RFC 7012).
-    system_init_ms.map(|init| Timestamp::from_unix_millis(init.saturating_add(raw)))
+    // IPFIX flowStart/EndSysUpTime are relative to systemInitTimeMilliseconds (RFC 7012). An
+    // exporter replaying old packets (softflowd reading a capture) reports flows from before
+    // its own start as uptimes wrapped below zero; a flow cannot start after the message that
+    // reports it, so such a value is read as negative.
+    let init = system_init_ms?;
+    let t = init.saturating_add(raw);
+    let export = header.export_millis;
+    if raw >= 1 << 31 && t > export.saturating_add(60_000) {
+        return Some(Timestamp::from_unix_millis(t.saturating_sub(1 << 32)));
+    }
+    Some(Timestamp::from_unix_millis(t))
 }
 
 fn resolve(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) -> SamplingFields {
