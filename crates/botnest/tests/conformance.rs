@@ -531,10 +531,10 @@ fn coarsen_instants(fields: &mut Fields, unit: u64) {
     if unit <= 1 {
         return;
     }
-    for values in [FLOW_START, FLOW_END]
-        .into_iter()
-        .filter_map(|k| fields.get_mut(k))
-    {
+    for key in [FLOW_START, FLOW_END] {
+        let Some(values) = fields.get_mut(key) else {
+            continue;
+        };
         for value in values.iter_mut() {
             if let Ok(ns) = value.parse::<i128>() {
                 *value = (ns - ns.rem_euclid(i128::from(unit))).to_string();
