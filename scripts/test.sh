@@ -42,6 +42,11 @@ for arg in "$@"; do
     esac
 done
 
+# A toolchain installed by rustup lives here; CI's environment may not have it on PATH.
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+fi
+
 if [[ "${CI:-}" == "true" ]]; then
     export CARGO_TERM_COLOR=never
     export NEXTEST_HIDE_PROGRESS_BAR=1
@@ -173,11 +178,10 @@ install_rust() {
     if ! have cc; then apt_install gcc libc6-dev || return 1; fi
     local component
     for component in rustfmt clippy; do
-        if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
-            have rustup && rustup component add "$component" || {
-                echo "error: cargo ${component/rustfmt/fmt} is missing" >&2
-                return 1
-            }
+        cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 && continue
+        if ! { have rustup && rustup component add "$component"; }; then
+            echo "error: cargo ${component/rustfmt/fmt} is missing" >&2
+            return 1
         fi
     done
 }
