@@ -65,7 +65,8 @@ pub struct DecoderConfig {
     /// How long a data set whose template has not arrived yet is held.
     #[serde(with = "secs")]
     pub pending_timeout: Duration,
-    /// Bytes of held data sets per session; the oldest are dropped past this.
+    /// Bytes of held data sets per session, each counted with its bookkeeping; the oldest are
+    /// dropped past this.
     pub max_pending_bytes: usize,
     /// Templates (and options templates) kept per session; new ids past this are refused.
     pub max_templates_per_session: usize,
@@ -203,6 +204,14 @@ struct Pending {
     arrival: Timestamp,
     header: HeaderTime,
     body: Vec<u8>,
+}
+
+impl Pending {
+    /// Memory a held set takes. The entry itself is counted, so that empty or tiny data sets,
+    /// which an exporter can send by the thousand in one message, still reach the bound.
+    fn cost(&self) -> usize {
+        self.body.len() + std::mem::size_of::<Pending>()
+    }
 }
 
 /// Sampling announced in options data.
@@ -743,33 +752,35 @@ impl Decoder {
             .sessions
             .get_mut(key)
             .expect("session admitted before decoding");
-        if body.len() > max {
-            if let Some(d) = s.domains.get_mut(&ctx.domain) {
-                d.counters.pending_dropped += 1;
-            }
-            return;
+        if let Some(d) = s.domains.get_mut(&ctx.domain) {
+            d.counters.pending_sets += 1;
         }
-        while s.pending_bytes + body.len() > max {
-            let Some(old) = s.pending.pop_front() else {
-                break;
-            };
-            s.pending_bytes -= old.body.len();
-            if let Some(d) = s.domains.get_mut(&old.domain) {
-                d.counters.pending_dropped += 1;
-            }
-        }
-        s.pending_bytes += body.len();
-        s.pending.push_back(Pending {
+        let held = Pending {
             domain: ctx.domain,
             template_id,
             version: ctx.version,
             arrival: ctx.arrival,
             header: ctx.header,
             body: body.to_vec(),
-        });
-        if let Some(d) = s.domains.get_mut(&ctx.domain) {
-            d.counters.pending_sets += 1;
+        };
+        let cost = held.cost();
+        if cost > max {
+            if let Some(d) = s.domains.get_mut(&ctx.domain) {
+                d.counters.pending_dropped += 1;
+            }
+            return;
         }
+        while s.pending_bytes + cost > max {
+            let Some(old) = s.pending.pop_front() else {
+                break;
+            };
+            s.pending_bytes -= old.cost();
+            if let Some(d) = s.domains.get_mut(&old.domain) {
+                d.counters.pending_dropped += 1;
+            }
+        }
+        s.pending_bytes += cost;
+        s.pending.push_back(held);
     }
 
     fn expire_pending(&mut self, key: &SessionKey, now: Timestamp) {
@@ -782,7 +793,7 @@ impl Decoder {
                 break;
             }
             let p = s.pending.pop_front().expect("front exists");
-            s.pending_bytes -= p.body.len();
+            s.pending_bytes -= p.cost();
             if let Some(d) = s.domains.get_mut(&p.domain) {
                 d.counters.pending_dropped += 1;
             }
@@ -811,7 +822,7 @@ impl Decoder {
             .into_iter()
             .partition(|p| p.domain == domain && p.template_id == template_id);
         s.pending = rest;
-        s.pending_bytes = s.pending.iter().map(|p| p.body.len()).sum();
+        s.pending_bytes = s.pending.iter().map(Pending::cost).sum();
         for p in ready {
             let ctx = MessageCtx {
                 version: p.version,
@@ -944,7 +955,8 @@ impl Decoder {
         &self.errors_by_reason
     }
 
-    /// Number of sessions and templates held, and bytes of held data sets: the decoder's state.
+    /// Number of sessions and templates held, and bytes of held data sets (with their
+    /// bookkeeping): the decoder's state.
     pub fn state_size(&self) -> (usize, usize, usize) {
         let templates = self.sessions.values().map(|s| s.templates.len()).sum();
         let pending = self.sessions.values().map(|s| s.pending_bytes).sum();
