@@ -324,6 +324,14 @@ impl Decoder {
         bytes: &[u8],
         sink: &mut dyn Sink,
     ) -> Result<(), DecodeError> {
+        let version = botnest_wire::version(bytes).unwrap_or(0);
+        // Datagrams that are no export message at all (stray or spoofed traffic) must not take
+        // a session slot from a real exporter.
+        if ![ipfix::VERSION, netflow9::VERSION, netflow5::VERSION].contains(&version) {
+            let e = DecodeError::UnknownVersion(version);
+            self.count_error(key, 0, now, e);
+            return Err(e);
+        }
         if !self.sessions.contains_key(key) {
             if let Err(e) = self.admit(key, now) {
                 self.unattributed.messages += 1;
@@ -336,15 +344,10 @@ impl Decoder {
         let mut report = |e: DecodeError| {
             first_error.get_or_insert(e);
         };
-        match botnest_wire::version(bytes) {
-            Some(ipfix::VERSION) => self.decode_ipfix(key, now, bytes, sink, &mut report),
-            Some(netflow9::VERSION) => self.decode_v9(key, now, bytes, sink, &mut report),
-            Some(netflow5::VERSION) => self.decode_v5(key, now, bytes, sink, &mut report),
-            v => {
-                let e = DecodeError::UnknownVersion(v.unwrap_or(0));
-                self.count_error(key, 0, now, e);
-                report(e);
-            }
+        match version {
+            ipfix::VERSION => self.decode_ipfix(key, now, bytes, sink, &mut report),
+            netflow9::VERSION => self.decode_v9(key, now, bytes, sink, &mut report),
+            _ => self.decode_v5(key, now, bytes, sink, &mut report),
         }
         match first_error {
             Some(e) => Err(e),
