@@ -68,7 +68,8 @@ pub struct DecoderConfig {
     /// Bytes of held data sets per session, each counted with its bookkeeping; the oldest are
     /// dropped past this.
     pub max_pending_bytes: usize,
-    /// Templates (and options templates) kept per session; new ids past this are refused.
+    /// Templates (and options templates) kept per session; new ids past this are refused, once
+    /// UDP templates past their lifetime have been dropped.
     pub max_templates_per_session: usize,
     /// Observation domains tracked per session.
     pub max_domains_per_session: usize,
@@ -651,11 +652,19 @@ impl Decoder {
         report: &mut dyn FnMut(DecodeError),
     ) {
         let limit = self.config.max_templates_per_session;
+        let lifetime = self.config.template_lifetime.as_nanos() as u64;
         let s = self
             .sessions
             .get_mut(key)
             .expect("session admitted before decoding");
         let slot = (ctx.domain, template.id);
+        if !s.templates.contains_key(&slot) && s.templates.len() >= limit {
+            // UDP templates past their lifetime are gone (RFC 7011 section 8.4); they must not
+            // keep the slots an exporter's new templates need.
+            if key.transport == Transport::Udp {
+                expire_templates(s, ctx.arrival, lifetime);
+            }
+        }
         if !s.templates.contains_key(&slot) && s.templates.len() >= limit {
             let e = DecodeError::TemplateLimit {
                 template_id: template.id,
@@ -1022,6 +1031,22 @@ impl Decoder {
         }
         n
     }
+}
+
+/// Drops a session's templates not refreshed within `lifetime` of `now`, counting them.
+fn expire_templates(s: &mut Session, now: Timestamp, lifetime: u64) {
+    let Session {
+        templates, domains, ..
+    } = s;
+    templates.retain(|&(domain, _), t| {
+        let live = now.0.saturating_sub(t.refreshed.0) <= lifetime;
+        if !live {
+            if let Some(d) = domains.get_mut(&domain) {
+                d.counters.templates_expired += 1;
+            }
+        }
+        live
+    });
 }
 
 /// The 1-in-N sampling that applies to a record: its own field, then the options data for its
