@@ -1093,11 +1093,27 @@ fn learn_options(d: &mut Domain, rec: &Record<'_>, max_interfaces: usize) {
     }
     if let (Some(i), Some(text)) = (ifindex, name.or(description)) {
         if d.interfaces.len() < max_interfaces || d.interfaces.contains_key(&i) {
-            let text = String::from_utf8_lossy(text)
+            let mut text = String::from_utf8_lossy(text)
                 .trim_end_matches('\0')
                 .to_owned();
+            truncate_at_char(&mut text, MAX_INTERFACE_NAME);
             d.interfaces.insert(i, text.into_boxed_str());
         }
+    }
+}
+
+/// Longest interface name kept, in bytes: ifName and ifDescr are DisplayStrings of at most 255
+/// characters (RFC 2863), while a variable-length field can carry 65535 bytes per interface.
+const MAX_INTERFACE_NAME: usize = 255;
+
+/// Shortens `text` to at most `max` bytes without splitting a character.
+fn truncate_at_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
 }
 
