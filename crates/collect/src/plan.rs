@@ -22,6 +22,7 @@ enum Target {
     DstPort,
     Protocol,
     TcpFlags,
+    ReverseTcpFlags,
     Octets(Priority),
     Packets(Priority),
     ReverseOctets(Priority),
@@ -86,6 +87,7 @@ fn target_of(element: ElementId) -> Option<Target> {
             PACKET_DELTA_COUNT => ReversePackets(Priority::Delta),
             OCTET_TOTAL_COUNT => ReverseOctets(Priority::Total),
             PACKET_TOTAL_COUNT => ReversePackets(Priority::Total),
+            TCP_CONTROL_BITS => ReverseTcpFlags,
             _ => return None,
         });
     }
@@ -339,6 +341,7 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
         DstPort => out.dst_port = uint(v).unwrap_or(0) as u16,
         Protocol => out.protocol = uint(v).unwrap_or(0) as u8,
         TcpFlags => out.tcp_flags |= uint(v).unwrap_or(0) as u16,
+        ReverseTcpFlags => out.reverse_tcp_flags |= uint(v).unwrap_or(0) as u16,
         Octets(p) => s.octets[p as usize] = uint(v),
         Packets(p) => s.packets[p as usize] = uint(v),
         ReverseOctets(p) => s.reverse_octets[p as usize] = uint(v),
