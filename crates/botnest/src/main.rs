@@ -1,1 +1,66 @@
-fn main() {}
+//! botnest: real-time botnet detection from IPFIX and NetFlow.
+
+mod collect;
+mod config;
+mod decode;
+mod output;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Real-time botnet detection from IPFIX and NetFlow.
+#[derive(Debug, Parser)]
+#[command(name = "botnest", version, about)]
+struct Cli {
+    /// Configuration file (TOML); every setting has a default.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// More log output (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode captures of export traffic (pcap, pcapng) and IPFIX files (RFC 5655).
+    Decode(decode::DecodeArgs),
+    /// Listen for IPFIX and NetFlow exporters and print or store their records.
+    Collect(collect::CollectArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    if let Err(e) = run(cli) {
+        eprintln!("botnest: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let config = match &cli.config {
+        Some(path) => config::Config::load(path)?,
+        None => config::Config::default(),
+    };
+    match cli.command {
+        Command::Decode(args) => decode::run(&args, config.decoder),
+        Command::Collect(args) => collect::run(&args, config),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

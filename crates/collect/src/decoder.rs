@@ -7,7 +7,7 @@
 
 use crate::ids;
 use crate::plan::{HeaderTime, Plan, SamplingFields};
-use crate::sequence::{SequenceTracker, SequenceVerdict};
+use crate::sequence::SequenceTracker;
 use crate::stats::{Counters, ErrorsByReason};
 use botnest_flow::{FlowRecord, Timestamp};
 use botnest_wire::ie::NETFLOW9_SCOPE_PEN;
@@ -135,6 +135,10 @@ pub trait Sink {
     fn options(&mut self, meta: &RecordMeta<'_>, raw: &Record<'_>) {
         let _ = (meta, raw);
     }
+
+    /// Called after each message and whenever a socket is idle, so a sink that batches can
+    /// hand its batch on without waiting for it to fill.
+    fn flush(&mut self) {}
 }
 
 /// A decoding problem, with where it happened.
@@ -234,6 +238,10 @@ struct Domain {
 
 #[derive(Debug, Default)]
 struct Session {
+    /// Sequence numbers across all domains, for exporters that number per exporter.
+    sequence: SequenceTracker,
+    last_domain: Option<u32>,
+    shared_numbering: bool,
     templates: HashMap<(u32, u16), TemplateEntry>,
     domains: HashMap<u32, Domain>,
     pending: VecDeque<Pending>,
@@ -259,7 +267,6 @@ fn netflow5_template() -> &'static Arc<Compiled> {
     use std::sync::OnceLock;
     static T: OnceLock<Arc<Compiled>> = OnceLock::new();
     T.get_or_init(|| {
-        const PADDING: u16 = 210;
         let f = FieldSpec::iana;
         let template = Template {
             id: 0,
@@ -267,7 +274,7 @@ fn netflow5_template() -> &'static Arc<Compiled> {
             fields: vec![
                 f(ids::SOURCE_IPV4_ADDRESS, 4),
                 f(ids::DESTINATION_IPV4_ADDRESS, 4),
-                f(15, 4), // ipNextHopIPv4Address
+                f(ids::IP_NEXT_HOP_IPV4_ADDRESS, 4),
                 f(ids::INGRESS_INTERFACE, 2),
                 f(ids::EGRESS_INTERFACE, 2),
                 f(ids::PACKET_DELTA_COUNT, 4),
@@ -276,15 +283,15 @@ fn netflow5_template() -> &'static Arc<Compiled> {
                 f(ids::FLOW_END_SYS_UP_TIME, 4),
                 f(ids::SOURCE_TRANSPORT_PORT, 2),
                 f(ids::DESTINATION_TRANSPORT_PORT, 2),
-                f(PADDING, 1),
+                f(ids::PADDING_OCTETS, 1),
                 f(ids::TCP_CONTROL_BITS, 1),
                 f(ids::PROTOCOL_IDENTIFIER, 1),
-                f(5, 1),  // ipClassOfService
-                f(16, 2), // bgpSourceAsNumber
-                f(17, 2), // bgpDestinationAsNumber
-                f(9, 1),  // sourceIPv4PrefixLength
-                f(13, 1), // destinationIPv4PrefixLength
-                f(PADDING, 2),
+                f(ids::IP_CLASS_OF_SERVICE, 1),
+                f(ids::BGP_SOURCE_AS_NUMBER, 2),
+                f(ids::BGP_DESTINATION_AS_NUMBER, 2),
+                f(ids::SOURCE_IPV4_PREFIX_LENGTH, 1),
+                f(ids::DESTINATION_IPV4_PREFIX_LENGTH, 1),
+                f(ids::PADDING_OCTETS, 2),
             ],
         };
         let plan = Plan::compile(&template);
@@ -627,19 +634,28 @@ impl Decoder {
         count: Option<u32>,
         lost: impl FnOnce(&mut Counters, u64),
     ) {
-        let Ok(d) = self.domain_mut(key, domain) else {
+        let Some(s) = self.sessions.get_mut(key) else {
             return;
         };
-        let SequenceVerdict {
-            lost: n,
-            out_of_order,
-            reset,
-        } = d.sequence.observe(seq, count);
-        lost(&mut d.counters, n);
-        d.counters.out_of_order += u64::from(out_of_order);
-        d.counters.sequence_resets += u64::from(reset);
-        if n > 0 {
-            tracing::debug!(exporter = %key.exporter, domain, lost = n, "sequence gap");
+        let across = s.sequence.observe(seq, count);
+        // RFC 7011 section 3.1 numbers records per observation domain, but Open vSwitch numbers
+        // them per exporter. A message of one domain that continues exactly where another
+        // domain's message ended shows that; from then on the session's numbering is checked.
+        if across.continuous() && s.last_domain.is_some_and(|d| d != domain) {
+            s.shared_numbering = true;
+        }
+        s.last_domain = Some(domain);
+        let shared = s.shared_numbering;
+        let Some(d) = s.domains.get_mut(&domain) else {
+            return;
+        };
+        let own = d.sequence.observe(seq, count);
+        let verdict = if shared { across } else { own };
+        lost(&mut d.counters, verdict.lost);
+        d.counters.out_of_order += u64::from(verdict.out_of_order);
+        d.counters.sequence_resets += u64::from(verdict.reset);
+        if verdict.lost > 0 {
+            tracing::debug!(exporter = %key.exporter, domain, lost = verdict.lost, "sequence gap");
         }
     }
 

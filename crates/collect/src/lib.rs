@@ -7,8 +7,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capture;
 pub mod decoder;
+pub mod export;
+pub mod framing;
 mod ids;
+pub mod ipfix_file;
+pub mod listen;
 pub mod plan;
 pub mod sequence;
 pub mod stats;
@@ -16,4 +21,5 @@ pub mod stats;
 pub use decoder::{
     DecodeError, Decoder, DecoderConfig, RecordMeta, SessionKey, Sink, TemplateSnapshot, Transport,
 };
+pub use listen::{Collector, Endpoint, ListenConfig};
 pub use stats::Counters;

@@ -22,6 +22,7 @@ enum Target {
     DstPort,
     Protocol,
     TcpFlags,
+    ReverseTcpFlags,
     Octets(Priority),
     Packets(Priority),
     ReverseOctets(Priority),
@@ -38,6 +39,7 @@ enum Target {
     TunnelDstV4,
     Layer2Segment,
     ObservationPoint,
+    Exporter,
     ObservationDomain,
     InputInterface,
     OutputInterface,
@@ -85,6 +87,7 @@ fn target_of(element: ElementId) -> Option<Target> {
             PACKET_DELTA_COUNT => ReversePackets(Priority::Delta),
             OCTET_TOTAL_COUNT => ReverseOctets(Priority::Total),
             PACKET_TOTAL_COUNT => ReversePackets(Priority::Total),
+            TCP_CONTROL_BITS => ReverseTcpFlags,
             _ => return None,
         });
     }
@@ -137,6 +140,7 @@ fn target_of(element: ElementId) -> Option<Target> {
         VLAN_ID | DOT1Q_VLAN_ID => Vlan,
         LAYER2_SEGMENT_ID => Layer2Segment,
         OBSERVATION_POINT_ID => ObservationPoint,
+        EXPORTER_IPV4_ADDRESS | EXPORTER_IPV6_ADDRESS => Exporter,
         OBSERVATION_DOMAIN_ID => ObservationDomain,
         INGRESS_INTERFACE => InputInterface,
         EGRESS_INTERFACE => OutputInterface,
@@ -337,6 +341,7 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
         DstPort => out.dst_port = uint(v).unwrap_or(0) as u16,
         Protocol => out.protocol = uint(v).unwrap_or(0) as u8,
         TcpFlags => out.tcp_flags |= uint(v).unwrap_or(0) as u16,
+        ReverseTcpFlags => out.reverse_tcp_flags |= uint(v).unwrap_or(0) as u16,
         Octets(p) => s.octets[p as usize] = uint(v),
         Packets(p) => s.packets[p as usize] = uint(v),
         ReverseOctets(p) => s.reverse_octets[p as usize] = uint(v),
@@ -364,6 +369,13 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
         TunnelDstV4 => out.tunnel_dst = addr(v).filter(|a| !a.is_unspecified()),
         Layer2Segment => s.layer2_segment = uint(v),
         ObservationPoint => out.observation_point = uint(v).unwrap_or(0),
+        // An exporter that names itself (or a file that recorded who exported) wins over the
+        // transport address, which may be a relay's.
+        Exporter => {
+            out.exporter = addr(v)
+                .filter(|a| !a.is_unspecified())
+                .unwrap_or(out.exporter)
+        }
         ObservationDomain => {
             if let Some(d) = uint(v) {
                 out.observation_domain = d as u32;
@@ -431,8 +443,17 @@ fn relative(raw: u64, header: HeaderTime, system_init_ms: Option<u64>) -> Option
         let ago = uptime.wrapping_sub(raw as u32) as i32;
         return Some(export.offset_nanos(-i64::from(ago) * 1_000_000));
     }
-    // IPFIX flowStart/EndSysUpTime are relative to systemInitTimeMilliseconds (RFC 7012).
-    system_init_ms.map(|init| Timestamp::from_unix_millis(init.saturating_add(raw)))
+    // IPFIX flowStart/EndSysUpTime are relative to systemInitTimeMilliseconds (RFC 7012). An
+    // exporter replaying old packets (softflowd reading a capture) reports flows from before
+    // its own start as uptimes wrapped below zero; a flow cannot start after the message that
+    // reports it, so such a value is read as negative.
+    let init = system_init_ms?;
+    let t = init.saturating_add(raw);
+    let export = header.export_millis;
+    if raw >= 1 << 31 && t > export.saturating_add(60_000) {
+        return Some(Timestamp::from_unix_millis(t.saturating_sub(1 << 32)));
+    }
+    Some(Timestamp::from_unix_millis(t))
 }
 
 fn resolve(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) -> SamplingFields {

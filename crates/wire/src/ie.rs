@@ -7,7 +7,7 @@
 
 mod registry;
 
-pub use registry::{iana, lookup, vmware, IANA_ELEMENTS};
+pub use registry::{display_name, iana, lookup, vmware, IANA_ELEMENTS};
 
 /// IANA's private enterprise number for reverse-direction elements of RFC 5103 biflows.
 pub const REVERSE_PEN: u32 = 29305;
@@ -129,35 +129,36 @@ impl DataType {
         }
     }
 
+    /// Every abstract data type, in the order of RFC 7012 section 3.1 and RFC 6313.
+    pub const ALL: [DataType; 23] = [
+        DataType::OctetArray,
+        DataType::Unsigned8,
+        DataType::Unsigned16,
+        DataType::Unsigned32,
+        DataType::Unsigned64,
+        DataType::Signed8,
+        DataType::Signed16,
+        DataType::Signed32,
+        DataType::Signed64,
+        DataType::Float32,
+        DataType::Float64,
+        DataType::Boolean,
+        DataType::MacAddress,
+        DataType::String,
+        DataType::DateTimeSeconds,
+        DataType::DateTimeMilliseconds,
+        DataType::DateTimeMicroseconds,
+        DataType::DateTimeNanoseconds,
+        DataType::Ipv4Address,
+        DataType::Ipv6Address,
+        DataType::BasicList,
+        DataType::SubTemplateList,
+        DataType::SubTemplateMultiList,
+    ];
+
     /// Parses a registry type name.
     pub fn from_name(name: &str) -> Option<DataType> {
-        use DataType::*;
-        const ALL: [DataType; 23] = [
-            OctetArray,
-            Unsigned8,
-            Unsigned16,
-            Unsigned32,
-            Unsigned64,
-            Signed8,
-            Signed16,
-            Signed32,
-            Signed64,
-            Float32,
-            Float64,
-            Boolean,
-            MacAddress,
-            String,
-            DateTimeSeconds,
-            DateTimeMilliseconds,
-            DateTimeMicroseconds,
-            DateTimeNanoseconds,
-            Ipv4Address,
-            Ipv6Address,
-            BasicList,
-            SubTemplateList,
-            SubTemplateMultiList,
-        ];
-        ALL.into_iter().find(|t| t.name() == name)
+        DataType::ALL.into_iter().find(|t| t.name() == name)
     }
 }
 

@@ -17,16 +17,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod encode;
 pub mod error;
 pub mod ie;
 pub mod ipfix;
 pub mod netflow5;
 pub mod netflow9;
 pub mod template;
+pub mod value;
 
 pub use error::Error;
 pub use ie::{DataType, ElementDef, ElementId};
 pub use template::{FieldSpec, Record, Records, Template, VARIABLE_LENGTH};
+pub use value::Value;
 
 /// The export protocol version of a datagram, read from its first two bytes.
 pub fn version(buf: &[u8]) -> Option<u16> {

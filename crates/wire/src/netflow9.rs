@@ -35,7 +35,7 @@ pub mod scope {
     pub const TEMPLATE: u16 = 5;
 
     /// The name of a scope type, as shown to users.
-    pub fn name(kind: u16) -> Option<&'static str> {
+    pub const fn name(kind: u16) -> Option<&'static str> {
         Some(match kind {
             SYSTEM => "scopeSystem",
             INTERFACE => "scopeInterface",

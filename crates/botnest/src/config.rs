@@ -1,0 +1,115 @@
+//! The configuration file (TOML). Every setting has a default, so botnest runs without one;
+//! command-line flags override the file.
+//!
+//! ```toml
+//! [listen]
+//! listen = ["udp://[::]:4739", "tcp://[::]:4739", "udp://[::]:2055"]
+//! allow = ["10.0.0.0/8", "2001:db8::/32"]   # exporters allowed to send; empty: all
+//! receive_buffer = 33554432                  # bytes per UDP socket
+//!
+//! [decoder]
+//! template_lifetime = 1800   # seconds a UDP template lives without a refresh
+//! pending_timeout = 30       # seconds data waits for its template
+//! max_sessions = 10000
+//!
+//! [output]
+//! format = "table"           # table, json or none
+//! write = "/var/lib/botnest/ipfix"  # write rotated RFC 5655 files here
+//! rotate_seconds = 300
+//! rotate_bytes = 268435456
+//! state_dir = "/var/lib/botnest"    # templates kept across restarts
+//! ```
+
+use crate::output::Format;
+use anyhow::{Context, Result};
+use botnest_collect::{DecoderConfig, ListenConfig};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Sockets and exporters.
+    pub listen: ListenConfig,
+    /// Decoder limits and timers.
+    pub decoder: DecoderConfig,
+    /// What to do with records.
+    pub output: OutputConfig,
+}
+
+/// Output settings.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// How records are printed.
+    pub format: Format,
+    /// Directory for rotated IPFIX files; none writes no files.
+    pub write: Option<PathBuf>,
+    /// Start a new file after this many seconds.
+    pub rotate_seconds: u64,
+    /// Start a new file after this many bytes.
+    pub rotate_bytes: u64,
+    /// Where templates are kept across restarts; none keeps them only in memory.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            format: Format::Table,
+            write: None,
+            rotate_seconds: 300,
+            rotate_bytes: 256 << 20,
+            state_dir: default_state_dir(),
+        }
+    }
+}
+
+/// `$STATE_DIRECTORY` (systemd), `$XDG_STATE_HOME/botnest`, or `~/.local/state/botnest`.
+fn default_state_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("STATE_DIRECTORY") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return Some(Path::new(&d).join("botnest"));
+    }
+    std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/state/botnest"))
+}
+
+impl Config {
+    /// Reads a configuration file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("bad config {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c: Config = toml::from_str(&example).unwrap();
+        assert_eq!(c.listen.listen.len(), 3);
+        assert_eq!(c.listen.allow.len(), 2);
+        assert_eq!(c.decoder.template_lifetime.as_secs(), 1800);
+        assert_eq!(c.output.rotate_seconds, 300);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("[listen]\nlisten_on = []").is_err());
+    }
+}
