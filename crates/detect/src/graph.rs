@@ -520,6 +520,10 @@ fn apply_request(ch: &mut Channel, f: &FlowRecord, start: Timestamp) {
     } else if f.protocol == proto::TCP && is_failed_attempt(f) {
         // A client flow that never got past its SYN: no handshake completed in it.
         ch.failed = ch.failed.saturating_add(1);
+    } else if f.protocol == proto::TCP && f.tcp_flags & tcp::ACK != 0 && f.packets >= 2 {
+        // The client acknowledged something: the server answered, even if its own flow record
+        // never reaches us (one direction exported, or sampled away).
+        ch.answered = ch.answered.saturating_add(1);
     }
 }
 

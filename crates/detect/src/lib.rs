@@ -14,3 +14,12 @@ pub mod host;
 
 pub use evidence::{Behaviour, Evidence, Peer, Role};
 pub use host::{HostConfig, HostKey, Hosts, Tenant, TenantSource};
+
+pub mod botnest;
+pub mod config;
+pub mod detectors;
+pub mod engine;
+
+pub use botnest::{Botnest, Botnests, Lifecycle};
+pub use config::DetectConfig;
+pub use engine::{Engine, EngineSnapshot, EngineStats, Event, HostVerdict};
