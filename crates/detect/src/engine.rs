@@ -163,23 +163,29 @@ impl Engine {
         self.stats
     }
 
-    /// The newest event time seen.
+    /// The newest flow start seen: the event time that drives windows offline.
     pub fn newest(&self) -> Timestamp {
         self.newest
     }
 
-    /// Applies one flow record. Its event time is its end time.
+    /// Applies one flow record.
+    ///
+    /// Time moves with flow starts: exporters send records in the order flows end, logs such as
+    /// Zeek's in the order they start, and one long flow ending far ahead must not make every
+    /// record after it late. A record is late when even its end is behind the watermark.
     pub fn observe(&mut self, f: &FlowRecord) {
         self.stats.flows += 1;
-        let t = f.end.max(f.start);
+        let end = f.end.max(f.start);
+        let start = if f.start.is_unset() { end } else { f.start };
         let window = self.config.window_seconds * NS;
-        if !self.watermark.is_unset() && t < self.watermark {
-            if t.as_unix_nanos() + window < self.watermark.as_unix_nanos() {
+        if !self.watermark.is_unset() && end < self.watermark {
+            if end.as_unix_nanos() + window < self.watermark.as_unix_nanos() {
                 self.stats.too_late += 1;
                 return;
             }
             self.stats.late += 1;
         }
+        let t = start;
         self.newest = self.newest.max(t);
         if self.next_eval.is_none() {
             let slide = self.config.slide_seconds.max(1) * NS;
