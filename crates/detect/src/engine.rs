@@ -29,6 +29,9 @@ pub struct HostVerdict {
     pub evidence: Vec<Evidence>,
     /// The botnest it belongs to.
     pub botnest: Option<u64>,
+    /// Roles given to it by other hosts' evidence (a C2 named by a bot, a victim named by a
+    /// scanner), by the accusing host.
+    pub named: BTreeMap<HostKey, Role>,
 }
 
 impl HostVerdict {
@@ -299,6 +302,7 @@ impl Engine {
                 last_seen: f.evidence.last_seen,
                 evidence: Vec::new(),
                 botnest: None,
+                named: BTreeMap::new(),
             });
             v.first_seen = v.first_seen.min(f.evidence.first_seen);
             v.last_seen = v.last_seen.max(f.evidence.last_seen);
@@ -314,7 +318,6 @@ impl Engine {
                 }
                 None => v.evidence.push(f.evidence.clone()),
             }
-            v.roles.insert(f.role);
             changed.insert(f.host);
 
             if let Some((other, role)) = f.other {
@@ -326,8 +329,9 @@ impl Engine {
                     last_seen: f.evidence.last_seen,
                     evidence: Vec::new(),
                     botnest: None,
+                    named: BTreeMap::new(),
                 });
-                o.roles.insert(role);
+                o.named.insert(f.host, role);
                 o.first_seen = o.first_seen.min(f.evidence.first_seen);
                 o.last_seen = o.last_seen.max(f.evidence.last_seen);
             }
@@ -341,10 +345,29 @@ impl Engine {
             v.evidence
                 .sort_by(|a, b| a.kind.cmp(&b.kind).then(b.score.total_cmp(&a.score)));
             v.score = combined_score(&v.evidence);
-            let internal = self.hosts.is_internal(v.host.addr);
-            if internal && v.score >= threshold {
-                v.roles.insert(Role::Bot);
+        }
+        // Roles follow from the scores: a host's own evidence gives it roles once it is flagged,
+        // and it takes the roles flagged hosts name it with.
+        let flagged: BTreeSet<HostKey> = self
+            .verdicts
+            .values()
+            .filter(|v| v.score >= threshold)
+            .map(|v| v.host)
+            .collect();
+        for v in self.verdicts.values_mut() {
+            v.roles.clear();
+            if flagged.contains(&v.host) {
+                v.roles.extend(v.evidence.iter().map(|e| e.role));
+                if self.hosts.is_internal(v.host.addr) {
+                    v.roles.insert(Role::Bot);
+                }
             }
+            v.roles.extend(
+                v.named
+                    .iter()
+                    .filter(|(by, _)| flagged.contains(by))
+                    .map(|(_, r)| *r),
+            );
         }
         // Evidence below the threshold names no one: a suspicion, not a verdict.
         changed.retain(|h| self.verdicts.get(h).is_some_and(|v| v.score >= threshold));

@@ -384,15 +384,10 @@ impl Graph {
         if f.is_biflow() || f.reverse_tcp_flags != 0 {
             return forward;
         }
-        if f.protocol == proto::TCP {
-            let syn = f.tcp_flags & tcp::SYN != 0;
-            let ack = f.tcp_flags & tcp::ACK != 0;
-            if syn && !ack {
-                return forward;
-            }
-            if syn && ack {
-                return backward;
-            }
+        // A SYN without any ACK can only come from the side that opened the connection. (A
+        // union of flags with SYN and ACK says nothing: both sides' records carry both.)
+        if f.protocol == proto::TCP && f.tcp_flags & tcp::SYN != 0 && f.tcp_flags & tcp::ACK == 0 {
+            return forward;
         }
         // A channel in the other direction already exists: this is its reply.
         if let (Some(src), Some(dst)) = (

@@ -96,6 +96,7 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 host: client_key,
                 role: Role::Scanner,
                 evidence: Evidence {
+                    role: Role::Scanner,
                     kind: Behaviour::Scanning,
                     score,
                     detail: format!(
@@ -127,6 +128,7 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         host: client_key,
                         role: Role::Bruteforcer,
                         evidence: Evidence {
+                            role: Role::Bruteforcer,
                             kind: Behaviour::BruteForce,
                             score: (0.5 + f64::from(ch.flows) / 400.0).min(0.9),
                             detail: format!(
@@ -158,6 +160,7 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 host: client_key,
                 role: Role::Spammer,
                 evidence: Evidence {
+                    role: Role::Spammer,
                     kind: Behaviour::Spam,
                     score: (0.5 + mail_servers as f64 / 100.0).min(0.9),
                     detail: format!("sent mail to {mail_servers} servers and receives none itself"),
@@ -203,6 +206,7 @@ fn worm_spread(
             host: infected,
             role: Role::Scanner,
             evidence: Evidence {
+                role: Role::Scanner,
                 kind: Behaviour::WormSpread,
                 score: 0.8,
                 detail: format!(

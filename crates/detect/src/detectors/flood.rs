@@ -55,6 +55,7 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 host: src,
                 role: Role::Flooder,
                 evidence: Evidence {
+                    role: Role::Flooder,
                     kind: Behaviour::Flooding,
                     score: 0.8,
                     detail: format!(
