@@ -115,3 +115,65 @@ fn pcap(frames: &[(Duration, Vec<u8>)]) -> Vec<u8> {
     }
     writer.into_writer()
 }
+
+mod robustness {
+    //! Arbitrary input never panics the readers.
+
+    use std::io::Cursor;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use crate::sources::argus::ArgusReader;
+    use crate::sources::meter::RawCaptureReader;
+    use crate::sources::zeek::ZeekReader;
+
+    const ZEEK_HEADER: &str = "#separator \\x09\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tconn_state\thistory\torig_pkts\tlabel   detailedlabel\n";
+    const ARGUS_HEADER: &str = "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,TotPkts,TotBytes,SrcBytes,Label\n";
+
+    proptest! {
+        #[test]
+        fn zeek_lines_never_panic(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+            // A data line ends the header block, so what follows is read as records; header
+            // lines among them may still end the reading with an error, never a panic.
+            let mut bytes = ZEEK_HEADER.as_bytes().to_vec();
+            bytes.extend(b"1.0\t10.0.0.1\t1\t10.0.0.2\t2\tudp\tS0\t-\t1\t-\n");
+            bytes.extend(body);
+            let reader = ZeekReader::new(Cursor::new(bytes), "p.log").unwrap();
+            let records = reader.filter_map(Result::ok).count();
+            prop_assert!(records >= 1);
+        }
+
+        #[test]
+        fn argus_lines_never_panic(body in "[0-9a-z/:.,_ x-]{0,300}") {
+            let text = format!("{ARGUS_HEADER}{body}\n");
+            let reader = ArgusReader::new(Cursor::new(text.into_bytes()), "p.csv").unwrap();
+            for item in reader {
+                prop_assert!(item.is_ok());
+            }
+        }
+
+        #[test]
+        fn arbitrary_frames_never_panic_the_meter(
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..120), 1..20)
+        ) {
+            let frames: Vec<_> = frames
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut f)| {
+                    // Mostly IPv4 behind Ethernet, so the deeper layers are reached.
+                    let mut frame = super::ethernet(0x0800);
+                    if let Some(first) = f.first_mut() {
+                        *first = 0x45;
+                    }
+                    frame.extend(f);
+                    (Duration::from_secs(i as u64), frame)
+                })
+                .collect();
+            let reader = RawCaptureReader::from_reader(Cursor::new(super::pcap(&frames)), "p").unwrap();
+            for item in reader {
+                prop_assert!(item.is_ok());
+            }
+        }
+    }
+}
