@@ -48,7 +48,7 @@ sub time_step {
     return 6;
 }
 
-# One chunk of the decoder and framing layouts: control byte, big-endian length, bytes.
+# One chunk of the decoder target's layout: control byte, big-endian length, bytes.
 sub chunk {
     my ($control, $bytes) = @_;
     return pack('C n', $control, length $bytes) . $bytes;

@@ -62,7 +62,7 @@ done
 # linked with libFuzzer.
 echo "building fuzz targets for $triple"
 build_start=$SECONDS
-(cd "$fuzz" && RUSTFLAGS="${flags[*]}" cargo build --release --locked --bins \
+(cd "$fuzz" && RUSTFLAGS="${flags[*]}" cargo build --release --bins \
     --target "$triple" --target-dir "$target_dir")
 echo "built in $((SECONDS - build_start)) s"
 bin="$target_dir/$triple/release"
