@@ -36,5 +36,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // Payloads are cut from the input: reassembly may join them but never makes bytes up.
-    assert!(payload_bytes <= data.len(), "{payload_bytes} payload bytes from {} input", data.len());
+    assert!(
+        payload_bytes <= data.len(),
+        "{payload_bytes} payload bytes from {} input",
+        data.len()
+    );
 });

@@ -105,5 +105,8 @@ fuzz_target!(|data: &[u8]| {
     let chunked = frame(stream, || sizes.next());
     assert_eq!(whole, chunked, "chunking changed the framing");
     let from_file = read_file(stream, Sizes::new(seed.wrapping_add(1)));
-    assert_eq!(from_file, whole.0, "the file reader and the stream framer disagree");
+    assert_eq!(
+        from_file, whole.0,
+        "the file reader and the stream framer disagree"
+    );
 });

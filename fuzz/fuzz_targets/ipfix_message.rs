@@ -46,7 +46,10 @@ fn walk_message(message: &Message<'_>, templates: &mut Templates) {
                 offset,
                 body,
             }) => {
-                assert!(offset + body.len() <= message.len(), "set body past its message");
+                assert!(
+                    offset + body.len() <= message.len(),
+                    "set body past its message"
+                );
                 if let Some(t) = templates.get(set_id) {
                     walk_data(t, body);
                 }

@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
                 for record in records {
                     match record {
                         Ok(t) => {
-                            assert!(t.id >= netflow9::MIN_DATA_SET_ID, "template id in set range");
+                            assert!(
+                                t.id >= netflow9::MIN_DATA_SET_ID,
+                                "template id in set range"
+                            );
                             assert!(usize::from(t.scope_field_count) <= t.fields.len());
                             templates.define(t);
                         }
@@ -37,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
                 offset,
                 body,
             }) => {
-                assert!(offset + body.len() <= data.len(), "FlowSet body past its packet");
+                assert!(
+                    offset + body.len() <= data.len(),
+                    "FlowSet body past its packet"
+                );
                 if let Some(t) = templates.get(set_id) {
                     walk_data(t, body);
                 }

@@ -12,7 +12,10 @@ pub fn walk_record(record: &Record<'_>) {
     let mut out = String::new();
     for (spec, bytes) in record.fields() {
         fields += 1;
-        assert!(bytes.len() <= record.bytes().len(), "field longer than its record");
+        assert!(
+            bytes.len() <= record.bytes().len(),
+            "field longer than its record"
+        );
         let _ = ie::display_name(spec.element);
         if let Some(def) = ie::lookup(spec.element) {
             value::decode(def.data_type, bytes).write_json(&mut out);
