@@ -75,9 +75,14 @@ if [[ ! -d $fixtures ]]; then
     echo "no shared fixtures at $fixtures: seeding from built-in messages only"
 elif ! command -v tshark >/dev/null || ! command -v mergecap >/dev/null; then
     echo "tshark not installed: seeding from built-in messages only"
+elif mapfile -t captures < <(find "$fixtures" -name '*.pcap' -o -name '*.pcapng' | sort) &&
+    ((${#captures[@]} == 0)); then
+    echo "no captures under $fixtures: seeding from built-in messages only"
 else
-    mapfile -t captures < <(find "$fixtures" -name '*.pcap' -o -name '*.pcapng' | sort)
-    cp "${captures[@]}" "$seeds/capture/"
+    # Numbered, since captures in different directories may share a name.
+    for i in "${!captures[@]}"; do
+        cp "${captures[$i]}" "$seeds/capture/$i-$(basename "${captures[$i]}")"
+    done
     # One tshark run over all captures (starting tshark per file takes longer than the
     # fuzzing); kept apart, each capture's interfaces get their own ids in the merged file.
     mergecap -I none -w "$seeds/all.pcapng" "${captures[@]}"
@@ -93,7 +98,8 @@ for t in "${targets[@]}"; do
     corpus="$fuzz/corpus/$t"
     mkdir -p "$corpus"
     log="$fuzz/artifacts/$t.log"
-    echo "fuzzing $t for $seconds s ($(ls "$seeds/$t" | wc -l) seeds, $(ls "$corpus" | wc -l) kept inputs)"
+    count() { find "$1" -type f | wc -l; }
+    echo "fuzzing $t for $seconds s ($(count "$seeds/$t") seeds, $(count "$corpus") kept inputs)"
     started=$(date +%s)
     # -timeout: one input running this long is a hang; libFuzzer reports it as a crash.
     if "$bin/$t" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
@@ -112,7 +118,7 @@ for t in "${targets[@]}"; do
 done
 
 if ((${#failed[@]})); then
-    echo "fuzzing found failures in: ${failed[*]}"
+    echo "fuzzing found failures in: ${failed[*]} ($SECONDS s in all)"
     exit 1
 fi
-echo "fuzzing passed: ${targets[*]} ($seconds s each)"
+echo "fuzzing passed: ${targets[*]} ($seconds s each, $SECONDS s in all)"
