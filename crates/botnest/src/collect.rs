@@ -3,7 +3,9 @@
 use crate::config::Config;
 use crate::output::{Format, Printer};
 use anyhow::{Context, Result};
-use botnest_collect::listen::{wall_clock, SinkFactory};
+use botnest_collect::export::FlowEncoder;
+use botnest_collect::ipfix_file::{IpfixFileWriter, RotationAge, RotationPolicy};
+use botnest_collect::listen::{wall_clock, SinkFactory, SocketStats};
 use botnest_collect::{Collector, Decoder, Endpoint, RecordMeta, Sink, TemplateSnapshot};
 use botnest_flow::FlowRecord;
 use botnest_wire::Record;
@@ -11,7 +13,7 @@ use ipnet::IpNet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,6 +91,13 @@ impl Forward {
     }
 }
 
+impl Drop for Forward {
+    /// A reader thread ending (shutdown, a TCP exporter leaving) hands on what it still holds.
+    fn drop(&mut self) {
+        self.send();
+    }
+}
+
 impl Sink for Forward {
     fn flow(&mut self, meta: &RecordMeta<'_>, flow: &FlowRecord, raw: &Record<'_>) {
         self.printer.flow(meta, flow, raw);
@@ -149,26 +158,34 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
     }
     let collector = Collector::start(&config.listen, decoder, make_sink)
         .context("cannot open the listening sockets")?;
-    let output = std::thread::spawn(move || output_loop(rx));
+    let files = match &config.output.write {
+        Some(dir) => Some(FileOutput::open(
+            dir,
+            config.output.rotate_seconds,
+            config.output.rotate_bytes,
+        )?),
+        None => None,
+    };
+    let output = std::thread::spawn(move || output_loop(rx, files));
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot handle signals")?;
     }
     let mut last_save = Instant::now();
+    let mut report = Report::default();
     while !stop.load(Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         if last_save.elapsed() >= Duration::from_secs(30) {
             last_save = Instant::now();
+            let decoder = collector
+                .decoder()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if let Some(path) = &state_file {
-                save_templates(
-                    &collector
-                        .decoder()
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()),
-                    path,
-                );
+                save_templates(&decoder, path);
             }
+            report.log(&decoder, collector.sockets(), dropped.load(Relaxed));
         }
     }
 
@@ -180,14 +197,11 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
     if let Some(path) = &state_file {
         save_templates(&decoder, path);
     }
-    let kernel_drops: u64 = sockets
-        .iter()
-        .map(|(_, s)| s.kernel_drops.load(Relaxed))
-        .sum();
-    let not_allowed: u64 = sockets
-        .iter()
-        .map(|(_, s)| s.not_allowed.load(Relaxed))
-        .sum();
+    let sum = |f: fn(&SocketStats) -> &AtomicU64| -> u64 {
+        sockets.iter().map(|(_, s)| f(s).load(Relaxed)).sum()
+    };
+    let kernel_drops = sum(|s| &s.kernel_drops);
+    let not_allowed = sum(|s| &s.not_allowed);
     let queue_drops = dropped.load(Relaxed);
     let mut printer = Printer::without_header(format, std::io::stdout());
     printer.summary(&decoder.totals(), decoder.errors_by_reason());
@@ -205,11 +219,71 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
             "templates": t.templates, "errors": t.errors, "lost_records": t.lost_records,
             "lost_packets": t.lost_packets, "handed_on": flows, "kernel_drops": kernel_drops,
             "queue_drops": queue_drops, "not_allowed": not_allowed,
+            "tcp_connections": sum(|s| &s.connections),
+            "tcp_refused": sum(|s| &s.connections_refused),
+            "tcp_stalled": sum(|s| &s.stalled),
+            "tcp_truncated": sum(|s| &s.truncated),
+            "tcp_not_ipfix": sum(|s| &s.bad_streams),
         }});
         std::fs::write(path, format!("{line}\n"))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Periodic counters in the log: a summary line at info, one line per exporter and domain at
+/// debug, and an error whenever records were lost since the last report.
+#[derive(Default)]
+struct Report {
+    lost: u64,
+    dropped: u64,
+}
+
+impl Report {
+    fn log(&mut self, decoder: &Decoder, sockets: &[(Endpoint, Arc<SocketStats>)], queue: u64) {
+        let t = decoder.totals();
+        let kernel: u64 = sockets
+            .iter()
+            .map(|(_, s)| s.kernel_drops.load(Relaxed))
+            .sum();
+        let (sessions, templates, pending) = decoder.state_size();
+        tracing::info!(
+            sessions,
+            templates,
+            pending_bytes = pending,
+            messages = t.messages,
+            records = t.records,
+            errors = t.errors,
+            lost_records = t.lost_records,
+            lost_packets = t.lost_packets,
+            kernel_drops = kernel,
+            queue_drops = queue,
+            "collector counters"
+        );
+        for (key, domain, c) in decoder.per_exporter() {
+            tracing::debug!(
+                exporter = %key.exporter, transport = ?key.transport, domain,
+                messages = c.messages, records = c.records, templates = c.templates,
+                errors = c.errors, lost_records = c.lost_records, lost_packets = c.lost_packets,
+                "exporter counters"
+            );
+        }
+        let lost = t.lost_records + t.lost_packets;
+        if lost > self.lost {
+            tracing::error!(
+                new = lost - self.lost,
+                "exporters report records or packets that never arrived"
+            );
+        }
+        if kernel + queue > self.dropped {
+            tracing::error!(
+                kernel_drops = kernel,
+                queue_drops = queue,
+                "the collector dropped records: raise the receive buffer or reduce output work"
+            );
+        }
+        (self.lost, self.dropped) = (lost, kernel + queue);
+    }
 }
 
 fn apply_flags(args: &CollectArgs, config: &mut Config) {
@@ -236,19 +310,84 @@ fn apply_flags(args: &CollectArgs, config: &mut Config) {
     }
 }
 
-/// Writes batches to stdout; returns the number of flow records handed on.
-fn output_loop(rx: Receiver<Batch>) -> u64 {
+/// Rotated RFC 5655 files of the normalised records.
+struct FileOutput {
+    writer: IpfixFileWriter,
+    encoder: FlowEncoder,
+}
+
+impl FileOutput {
+    fn open(dir: &Path, rotate_seconds: u64, rotate_bytes: u64) -> Result<FileOutput> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let policy = RotationPolicy {
+            max_bytes: (rotate_bytes > 0).then_some(rotate_bytes),
+            max_age: (rotate_seconds > 0)
+                .then(|| RotationAge::WallTime(Duration::from_secs(rotate_seconds))),
+            prefix: "botnest".to_owned(),
+        };
+        let mut writer = IpfixFileWriter::new(dir, policy)
+            .with_context(|| format!("cannot write IPFIX files in {}", dir.display()))?;
+        let encoder = FlowEncoder::default();
+        writer.set_templates(vec![encoder.template_message(export_time_now())])?;
+        tracing::info!(dir = %dir.display(), "writing IPFIX files");
+        Ok(FileOutput { writer, encoder })
+    }
+
+    fn write(&mut self, flows: &[FlowRecord]) -> Result<()> {
+        for msg in self.encoder.encode(flows, export_time_now()) {
+            self.writer.write_message(&msg)?;
+        }
+        Ok(())
+    }
+}
+
+fn export_time_now() -> u32 {
+    (wall_clock().as_unix_nanos() / 1_000_000_000) as u32
+}
+
+/// Writes batches to stdout and files; returns the number of flow records handed on.
+fn output_loop(rx: Receiver<Batch>, mut files: Option<FileOutput>) -> u64 {
     let mut out = std::io::stdout().lock();
     let mut flows = 0u64;
-    for batch in rx {
+    let mut stdout_ok = true;
+    loop {
+        let batch = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(b) => b,
+            Err(RecvTimeoutError::Timeout) => {
+                rotate(&mut files);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         flows += batch.flows.len() as u64;
-        if !batch.text.is_empty() && out.write_all(&batch.text).is_err() {
-            // stdout closed: keep counting, stop printing
-            continue;
+        if let Some(f) = &mut files {
+            if let Err(e) = f.write(&batch.flows) {
+                // Losing the files loses stored data: say so loudly, keep collecting.
+                tracing::error!(error = %e, "cannot write IPFIX file; records not stored");
+            }
         }
-        let _ = out.flush();
+        if stdout_ok && !batch.text.is_empty() {
+            // A closed stdout stops printing, not collecting.
+            stdout_ok = out
+                .write_all(&batch.text)
+                .and_then(|()| out.flush())
+                .is_ok();
+        }
+    }
+    if let Some(f) = &mut files {
+        if let Err(e) = f.writer.close() {
+            tracing::error!(error = %e, "cannot close IPFIX file");
+        }
     }
     flows
+}
+
+fn rotate(files: &mut Option<FileOutput>) {
+    if let Some(f) = files {
+        if let Err(e) = f.writer.rotate_if_due().and_then(|_| f.writer.flush()) {
+            tracing::error!(error = %e, "cannot rotate IPFIX file");
+        }
+    }
 }
 
 fn restore_templates(decoder: &mut Decoder, path: &Path) {

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use botnest_collect::capture::{CaptureReader, Transport as CaptureTransport};
 use botnest_collect::decoder::UNKNOWN_EXPORTER;
 use botnest_collect::framing::Framer;
+use botnest_collect::ipfix_file::IpfixFileReader;
 use botnest_collect::{Decoder, DecoderConfig, SessionKey, Sink, Transport};
 use botnest_flow::Timestamp;
 use std::collections::HashMap;
@@ -129,45 +130,19 @@ fn looks_like_export(payload: &[u8]) -> bool {
 /// for its arrival time, so template lifetimes and held data behave as they did when the
 /// messages were collected.
 pub fn decode_ipfix_file(path: &Path, decoder: &mut Decoder, sink: &mut dyn Sink) -> Result<()> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let key = SessionKey {
         transport: Transport::File,
         exporter: UNKNOWN_EXPORTER,
         collector: UNKNOWN_EXPORTER,
     };
-    let mut framer = Framer::default();
-    let mut chunk = vec![0u8; 1 << 16];
-    let mut offset = 0u64;
-    loop {
-        let n = file
-            .read(&mut chunk)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        framer.push(&chunk[..n]);
-        loop {
-            match framer.next_message() {
-                Ok(Some(msg)) => {
-                    let export = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
-                    offset += msg.len() as u64;
-                    let _ = decoder.decode(
-                        &key,
-                        Timestamp::from_unix_secs(u64::from(export)),
-                        msg,
-                        sink,
-                    );
-                }
-                Ok(None) => break,
-                Err(e) => anyhow::bail!("{}: at byte {offset}: {e}", path.display()),
-            }
-        }
-    }
-    if !framer.is_empty() {
-        anyhow::bail!(
-            "{}: file ends inside a message at byte {offset}",
-            path.display()
+    for msg in IpfixFileReader::open(path)? {
+        let msg = msg?;
+        let export = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
+        let _ = decoder.decode(
+            &key,
+            Timestamp::from_unix_secs(u64::from(export)),
+            &msg,
+            sink,
         );
     }
     Ok(())

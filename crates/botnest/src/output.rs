@@ -149,7 +149,7 @@ impl<W: Write> Sink for Printer<W> {
                 }
                 self.line.push('}');
             }
-            Format::Table => table_row(&mut self.line, meta, flow),
+            Format::Table => table_row(&mut self.line, flow),
             Format::None => return,
         }
         self.emit();
@@ -236,7 +236,7 @@ fn table_header() -> String {
     )
 }
 
-fn table_row(out: &mut String, meta: &RecordMeta<'_>, f: &FlowRecord) {
+fn table_row(out: &mut String, f: &FlowRecord) {
     let duration_ms = f
         .end
         .as_unix_millis()
@@ -252,8 +252,8 @@ fn table_row(out: &mut String, meta: &RecordMeta<'_>, f: &FlowRecord) {
         f.scaled_packets(),
         f.scaled_octets(),
         tcp_flags(f.tcp_flags),
-        meta.session.exporter.ip(),
-        meta.domain
+        f.exporter,
+        f.observation_domain
     );
 }
 

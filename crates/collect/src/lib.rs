@@ -9,8 +9,10 @@
 
 pub mod capture;
 pub mod decoder;
+pub mod export;
 pub mod framing;
 mod ids;
+pub mod ipfix_file;
 pub mod listen;
 pub mod plan;
 pub mod sequence;

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod encode;
 pub mod error;
 pub mod ie;
 pub mod ipfix;

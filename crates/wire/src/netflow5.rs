@@ -37,6 +37,19 @@ pub struct Header {
 }
 
 impl Header {
+    /// Appends the header's 24 bytes, every field as given.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.extend_from_slice(&self.count.to_be_bytes());
+        out.extend_from_slice(&self.sys_uptime_ms.to_be_bytes());
+        out.extend_from_slice(&self.unix_secs.to_be_bytes());
+        out.extend_from_slice(&self.unix_nsecs.to_be_bytes());
+        out.extend_from_slice(&self.flow_sequence.to_be_bytes());
+        out.push(self.engine_type);
+        out.push(self.engine_id);
+        out.extend_from_slice(&self.sampling.to_be_bytes());
+    }
+
     /// Sampling interval (1 in N packets), or 1 when the exporter does not sample.
     pub fn sampling_interval(&self) -> u32 {
         u32::from(self.sampling & 0x3fff).max(1)
@@ -85,6 +98,25 @@ pub struct Record {
 }
 
 impl Record {
+    /// Appends the record's 48 bytes; the two pad fields are written as zeros.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.src_addr.octets());
+        out.extend_from_slice(&self.dst_addr.octets());
+        out.extend_from_slice(&self.next_hop.octets());
+        out.extend_from_slice(&self.input.to_be_bytes());
+        out.extend_from_slice(&self.output.to_be_bytes());
+        out.extend_from_slice(&self.packets.to_be_bytes());
+        out.extend_from_slice(&self.octets.to_be_bytes());
+        out.extend_from_slice(&self.first.to_be_bytes());
+        out.extend_from_slice(&self.last.to_be_bytes());
+        out.extend_from_slice(&self.src_port.to_be_bytes());
+        out.extend_from_slice(&self.dst_port.to_be_bytes());
+        out.extend_from_slice(&[0, self.tcp_flags, self.protocol, self.tos]);
+        out.extend_from_slice(&self.src_as.to_be_bytes());
+        out.extend_from_slice(&self.dst_as.to_be_bytes());
+        out.extend_from_slice(&[self.src_mask, self.dst_mask, 0, 0]);
+    }
+
     fn parse(b: &[u8]) -> Record {
         let ip = |at: usize| Ipv4Addr::from(be32(b, at));
         Record {
@@ -160,6 +192,17 @@ impl<'a> Packet<'a> {
     pub fn records(&self) -> impl ExactSizeIterator<Item = Record> + 'a {
         self.records.chunks_exact(RECORD_LEN).map(Record::parse)
     }
+}
+
+/// Builds a v5 packet. The header is written as given, so its `count` should be
+/// `records.len()` unless the packet is meant to be malformed.
+pub fn encode(header: &Header, records: &[Record]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + records.len() * RECORD_LEN);
+    header.encode(&mut out);
+    for record in records {
+        record.encode(&mut out);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -345,6 +345,7 @@ fn pcapng_block(
         _ => return false,
     };
     let Some(interface) = interfaces.get(iface) else {
+        // A packet of an interface the section never described: its link type is unknown.
         sink(Frame {
             time: *last_time,
             link: LinkType::Other(u32::MAX),

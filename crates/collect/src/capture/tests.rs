@@ -611,3 +611,46 @@ fn every_shared_fixture_capture_reads_without_error() {
         );
     }
 }
+
+#[test]
+fn truncated_pcapng_reports_the_offset_of_the_cut_block() {
+    let first = eth_ipv4_udp(&payload(1, 8));
+    let one = pcapng(
+        DataLink::ETHERNET,
+        Endianness::Little,
+        6,
+        std::slice::from_ref(&first),
+    );
+    let mut two = pcapng(
+        DataLink::ETHERNET,
+        Endianness::Little,
+        6,
+        &[first, eth_ipv4_udp(&[])],
+    );
+    two.truncate(two.len() - 5);
+    let reader = CaptureReader::from_reader(std::io::Cursor::new(two), "cut.pcapng").unwrap();
+    let results: Vec<_> = reader.collect();
+    assert_eq!(results.len(), 2);
+    assert!(results[0].is_ok());
+    match &results[1] {
+        Err(CaptureError::Truncated { offset, .. }) => assert_eq!(*offset, one.len() as u64),
+        other => panic!("expected a truncation error, got {other:?}"),
+    }
+}
+
+#[test]
+fn retransmitted_syn_does_not_restart_the_stream() {
+    let frames = [
+        eth_ipv4_tcp(99, SYN, &[]),
+        eth_ipv4_tcp(100, PSH_ACK, &payload(1, 10)),
+        eth_ipv4_tcp(99, SYN, &[]),
+        eth_ipv4_tcp(100, PSH_ACK, &payload(1, 10)),
+        eth_ipv4_tcp(110, PSH_ACK, &payload(2, 10)),
+    ];
+    let (out, stats) = read_all(pcap(DataLink::ETHERNET, &frames));
+    assert_eq!(
+        tcp_payloads(&out),
+        [payload(1, 10), payload(2, 10)].concat()
+    );
+    assert_eq!(stats.tcp_retransmissions, 1);
+}
