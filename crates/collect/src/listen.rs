@@ -10,9 +10,10 @@
 use crate::decoder::{Decoder, SessionKey, Sink, Transport};
 use botnest_flow::Timestamp;
 use ipnet::IpNet;
+use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
-use std::io::{self, Read};
+use std::io::{self, IoSliceMut, Read};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -318,6 +319,68 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Datagrams read with one system call. A busy socket is drained with a few calls per
+/// millisecond instead of one per datagram; the decoder is locked once per batch.
+const BATCH: usize = 32;
+/// A buffer for any UDP datagram (the IPv4 maximum payload is 65,507 bytes).
+const MAX_DATAGRAM: usize = 65_536;
+
+/// Buffers for a batch of datagrams and what `recvmmsg` said about each.
+struct Datagrams {
+    buf: Vec<u8>,
+    lens: [usize; BATCH],
+    peers: [Option<SocketAddr>; BATCH],
+    headers: MultiHeaders<SockaddrStorage>,
+}
+
+impl Datagrams {
+    fn new() -> Self {
+        Datagrams {
+            buf: vec![0; BATCH * MAX_DATAGRAM],
+            lens: [0; BATCH],
+            peers: [None; BATCH],
+            headers: MultiHeaders::preallocate(BATCH, None),
+        }
+    }
+
+    /// Waits (up to the socket's read timeout) for at least one datagram, then takes every
+    /// datagram already queued, up to [`BATCH`]. Returns how many were read.
+    fn receive(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        use std::os::unix::io::AsRawFd;
+        let mut chunks = self.buf.chunks_exact_mut(MAX_DATAGRAM);
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
+            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
+        let received = recvmmsg(
+            sock.as_raw_fd(),
+            &mut self.headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        let mut n = 0;
+        for (i, msg) in received.enumerate() {
+            self.lens[i] = msg.bytes;
+            self.peers[i] = msg.address.as_ref().and_then(socket_addr);
+            n = i + 1;
+        }
+        Ok(n)
+    }
+
+    /// The `i`th datagram of the last batch and its sender.
+    fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        let bytes = self.buf.get(i * MAX_DATAGRAM..)?.get(..self.lens[i])?;
+        Some((bytes, self.peers[i]?))
+    }
+}
+
+fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+}
+
 fn udp_loop(sock: UdpSocket, shared: &Shared, stats: &SocketStats) {
     let local = sock
         .local_addr()
@@ -325,7 +388,7 @@ fn udp_loop(sock: UdpSocket, shared: &Shared, stats: &SocketStats) {
         .unwrap_or(crate::decoder::UNKNOWN_EXPORTER);
     let inode = socket_inode(&sock);
     let mut sink = (shared.make_sink)();
-    let mut buf = vec![0u8; 65_536];
+    let mut batch = Datagrams::new();
     let mut last_drop_check = Instant::now();
     while !shared.shutdown.load(Relaxed) {
         if last_drop_check.elapsed() >= Duration::from_secs(1) {
@@ -334,12 +397,14 @@ fn udp_loop(sock: UdpSocket, shared: &Shared, stats: &SocketStats) {
                 stats.kernel_drops.store(drops, Relaxed);
             }
         }
-        let (n, peer) = match sock.recv_from(&mut buf) {
-            Ok(r) => r,
+        let n = match batch.receive(&sock) {
+            Ok(n) => n,
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 sink.flush();
@@ -350,23 +415,41 @@ fn udp_loop(sock: UdpSocket, shared: &Shared, stats: &SocketStats) {
                 continue;
             }
         };
-        let peer = canonical(peer);
-        stats.messages.fetch_add(1, Relaxed);
-        stats.bytes.fetch_add(n as u64, Relaxed);
-        if !shared.allowed(peer.ip()) {
-            stats.not_allowed.fetch_add(1, Relaxed);
-            continue;
-        }
-        let key = SessionKey::udp(peer, local);
-        let mut decoder = shared.decoder.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = decoder.decode(&key, wall_clock(), &buf[..n], sink.as_mut());
-        drop(decoder);
+        decode_batch(&batch, n, local, shared, stats, sink.as_mut());
         sink.flush();
     }
     sink.flush();
     if let Some(drops) = inode.and_then(udp_kernel_drops) {
         stats.kernel_drops.store(drops, Relaxed);
     }
+}
+
+/// Decodes the datagrams of one batch under one lock of the decoder. They arrived within the
+/// same system call, so they share one arrival time.
+fn decode_batch(
+    batch: &Datagrams,
+    n: usize,
+    local: SocketAddr,
+    shared: &Shared,
+    stats: &SocketStats,
+    sink: &mut dyn Sink,
+) {
+    let now = wall_clock();
+    let mut decoder = shared.decoder.lock().unwrap_or_else(|p| p.into_inner());
+    let mut bytes = 0;
+    for (datagram, peer) in (0..n).filter_map(|i| batch.get(i)) {
+        let peer = canonical(peer);
+        bytes += datagram.len() as u64;
+        if !shared.allowed(peer.ip()) {
+            stats.not_allowed.fetch_add(1, Relaxed);
+            continue;
+        }
+        let key = SessionKey::udp(peer, local);
+        let _ = decoder.decode(&key, now, datagram, sink);
+    }
+    drop(decoder);
+    stats.messages.fetch_add(n as u64, Relaxed);
+    stats.bytes.fetch_add(bytes, Relaxed);
 }
 
 /// The inode number of a socket, which identifies it in `/proc/net/udp`.
