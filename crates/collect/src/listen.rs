@@ -326,16 +326,23 @@ const BATCH: usize = 32;
 const MAX_DATAGRAM: usize = 65_536;
 
 /// The longest pause after a socket was drained, to let datagrams gather.
-const MAX_NAP: Duration = Duration::from_millis(1);
+const MAX_NAP: Duration = Duration::from_millis(10);
 
-/// How long a reader thread pauses after it drained its socket. Waking up costs a context
-/// switch per wake-up, which at moderate rates cost more than decoding the one or two datagrams
-/// each wake-up found; pausing lets many datagrams gather in the receive buffer and be read with
-/// one call. The pause is bounded so that the kernel's buffer (`granted` bytes, half of it for
-/// data) cannot fill during it below 1 GB/s of export traffic (8 Gbit/s), and never exceeds
-/// [`MAX_NAP`]; flow records are seconds old anyway, so the added delay is immaterial.
-fn nap_for(granted: usize) -> Duration {
+/// The longest a reader thread may pause after it drained its socket: the time the kernel's
+/// buffer (`granted` bytes, half of it for data) takes to fill at 1 GB/s of export traffic
+/// (8 Gbit/s), and never more than [`MAX_NAP`]. Flow records are seconds old when exported, so
+/// such a delay is immaterial.
+fn nap_bound(granted: usize) -> Duration {
     Duration::from_nanos(granted as u64 / 2).min(MAX_NAP)
+}
+
+/// How long to pause after reading `n` datagrams (fewer than a batch) that gathered over
+/// `since_last`. Every wake-up costs a context switch, which at moderate rates cost more than
+/// decoding the one or two datagrams each wake-up found; pausing about as long as a full batch
+/// takes to arrive at the recent rate lets the next call read a batch at once.
+fn nap_after(n: usize, since_last: Duration, bound: Duration) -> Duration {
+    let per_datagram = since_last / n.max(1) as u32;
+    per_datagram.saturating_mul(BATCH as u32).min(bound)
 }
 
 /// Buffers for a batch of datagrams and what `recvmmsg` said about each.
@@ -400,7 +407,8 @@ fn udp_loop(sock: UdpSocket, shared: &Shared, stats: &SocketStats) {
         .map(canonical)
         .unwrap_or(crate::decoder::UNKNOWN_EXPORTER);
     let inode = socket_inode(&sock);
-    let nap = nap_for(SockRef::from(&sock).recv_buffer_size().unwrap_or(0));
+    let nap_max = nap_bound(SockRef::from(&sock).recv_buffer_size().unwrap_or(0));
+    let mut last_batch = Instant::now();
     let mut sink = (shared.make_sink)();
     let mut batch = Datagrams::new();
     let mut last_drop_check = Instant::now();
@@ -429,10 +437,15 @@ fn udp_loop(sock: UdpSocket, shared: &Shared, stats: &SocketStats) {
                 continue;
             }
         };
+        let since_last = last_batch.elapsed();
+        last_batch = Instant::now();
         decode_batch(&batch, n, local, shared, stats, sink.as_mut());
         sink.flush();
-        if n < BATCH && !nap.is_zero() {
-            std::thread::sleep(nap);
+        if n < BATCH {
+            let nap = nap_after(n, since_last, nap_max);
+            if !nap.is_zero() {
+                std::thread::sleep(nap);
+            }
         }
     }
     sink.flush();
@@ -681,9 +694,18 @@ mod tests {
     #[test]
     fn naps_are_bounded_by_the_receive_buffer() {
         // The kernel's default buffer (212,992 bytes) half-fills in 106 us at 1 GB/s.
-        assert_eq!(nap_for(212_992), Duration::from_nanos(106_496));
-        assert_eq!(nap_for(16 << 20), MAX_NAP);
-        assert_eq!(nap_for(0), Duration::ZERO);
+        assert_eq!(nap_bound(212_992), Duration::from_nanos(106_496));
+        assert_eq!(nap_bound(64 << 20), MAX_NAP);
+        assert_eq!(nap_bound(0), Duration::ZERO);
+    }
+
+    #[test]
+    fn naps_last_about_as_long_as_a_batch_takes_to_arrive() {
+        let ms = Duration::from_millis;
+        // 4 datagrams in 2 ms: a batch of 32 takes 16 ms, within a 20 ms bound.
+        assert_eq!(nap_after(4, ms(2), ms(20)), ms(16));
+        assert_eq!(nap_after(4, ms(2), ms(5)), ms(5));
+        assert_eq!(nap_after(0, ms(2), ms(100)), ms(64));
     }
 
     #[test]
