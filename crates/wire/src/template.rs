@@ -196,6 +196,7 @@ pub struct RecordOverrun {
 impl<'a> Iterator for Records<'a> {
     type Item = Result<Record<'a>, RecordOverrun>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let rest = &self.body[self.pos..];
         // A zero-length template would loop forever; such templates are refused when parsed, but
