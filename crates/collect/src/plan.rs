@@ -295,18 +295,23 @@ impl Direct {
         out.reverse_octets = uint_at(self.reverse_octets).unwrap_or(out.reverse_octets);
         out.reverse_packets = uint_at(self.reverse_packets).unwrap_or(out.reverse_packets);
 
-        let mut s = Scratch::default();
-        if let Some((at, form)) = self.start {
-            if let Some(v) = at.get(b) {
-                set_time(form, v, &mut s, slot::START, slot::START_UPTIME);
+        // One start and one end at most, and no duration: each time is read on its own, as
+        // `resolve_times` would read it.
+        let time = |t: Option<(At, TimeForm)>| {
+            let (at, form) = t?;
+            time_of(form, at.get(b)?, header)
+        };
+        let (start, end) = match (time(self.start), time(self.end)) {
+            (Some(a), Some(b)) => (a, b),
+            (Some(a), None) => (a, a),
+            (None, Some(b)) => (b, b),
+            (None, None) => {
+                let t = Timestamp::from_unix_millis(header.export_millis);
+                (t, t)
             }
-        }
-        if let Some((at, form)) = self.end {
-            if let Some(v) = at.get(b) {
-                set_time(form, v, &mut s, slot::END, slot::END_UPTIME);
-            }
-        }
-        resolve_times(&s, header, out);
+        };
+        out.start = start;
+        out.end = end;
         SamplingFields::default()
     }
 }
@@ -595,6 +600,20 @@ fn set_time(form: TimeForm, v: &[u8], s: &mut Scratch, absolute: usize, rel: usi
     }
 }
 
+/// A time read on its own, with no other field of the record to refer to: absolute forms
+/// directly, relative ones against the message header.
+#[inline]
+fn time_of(form: TimeForm, v: &[u8], header: HeaderTime) -> Option<Timestamp> {
+    match form {
+        TimeForm::Seconds => uint(v).map(Timestamp::from_unix_secs),
+        TimeForm::Millis => uint(v).map(Timestamp::from_unix_millis),
+        TimeForm::NtpMicros => ntp(v, true),
+        TimeForm::NtpNanos => ntp(v, false),
+        TimeForm::DeltaMicros => relative(uint(v)? | DELTA_TAG, header, header.system_init_ms),
+        TimeForm::SysUptime => relative(uint(v)?, header, header.system_init_ms),
+    }
+}
+
 /// Marks a relative time as microseconds before export rather than uptime milliseconds.
 const DELTA_TAG: u64 = 1 << 63;
 
@@ -845,25 +864,41 @@ mod tests {
         assert!(Plan::compile(&t(sampled)).direct.is_none());
     }
 
+    /// Start and end elements of every time form, with a length each.
+    const TIME_FIELDS: [(u16, u16, u16); 6] = [
+        (FLOW_START_SECONDS, FLOW_END_SECONDS, 4),
+        (FLOW_START_MILLISECONDS, FLOW_END_MILLISECONDS, 8),
+        (FLOW_START_MICROSECONDS, FLOW_END_MICROSECONDS, 8),
+        (FLOW_START_NANOSECONDS, FLOW_END_NANOSECONDS, 8),
+        (
+            FLOW_START_DELTA_MICROSECONDS,
+            FLOW_END_DELTA_MICROSECONDS,
+            4,
+        ),
+        (FLOW_START_SYS_UP_TIME, FLOW_END_SYS_UP_TIME, 4),
+    ];
+
     proptest::proptest! {
-        /// The direct path gives exactly what the field-by-field path gives, for any bytes and
-        /// for NetFlow's uptime times as well as IPFIX's absolute ones.
+        /// The direct path gives exactly what the field-by-field path gives, for any bytes,
+        /// any time forms and any header context.
         #[test]
         fn direct_path_matches_the_general_path(
             body in proptest::collection::vec(proptest::num::u8::ANY, 47),
             uptime in proptest::option::of(proptest::num::u32::ANY),
-            netflow in proptest::bool::ANY,
+            init in proptest::option::of(0u64..1 << 45),
+            start_form in 0..TIME_FIELDS.len(),
+            end_form in 0..TIME_FIELDS.len(),
         ) {
             let mut fields = flowblast_fields();
-            if netflow {
-                fields[9] = FieldSpec::iana(FLOW_START_SYS_UP_TIME, 4);
-                fields[10] = FieldSpec::iana(FLOW_END_SYS_UP_TIME, 4);
-            }
+            let (start, _, start_len) = TIME_FIELDS[start_form];
+            let (_, end, end_len) = TIME_FIELDS[end_form];
+            fields[9] = FieldSpec::iana(start, start_len);
+            fields[10] = FieldSpec::iana(end, end_len);
             let template = Template { id: 256, scope_field_count: 0, fields };
             let header = HeaderTime {
                 export_millis: 1_750_000_000_000,
                 sys_uptime_ms: uptime,
-                system_init_ms: None,
+                system_init_ms: init,
             };
             let direct = Plan::compile(&template);
             proptest::prop_assert!(direct.direct.is_some());
