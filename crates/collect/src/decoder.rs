@@ -139,8 +139,9 @@ pub trait Sink {
         let _ = (meta, raw);
     }
 
-    /// Called after each message and whenever a socket is idle, so a sink that batches can
-    /// hand its batch on without waiting for it to fill.
+    /// Called after each batch of datagrams (UDP), each chunk of a stream (TCP) and whenever a
+    /// socket is idle, so a sink that batches can hand its batch on without waiting for it to
+    /// fill.
     fn flush(&mut self) {}
 }
 
