@@ -36,6 +36,8 @@ pub struct Config {
     pub decoder: DecoderConfig,
     /// What to do with records.
     pub output: OutputConfig,
+    /// Detection.
+    pub detect: botnest_detect::DetectConfig,
 }
 
 /// Output settings.

@@ -1,5 +1,6 @@
 //! botnest: real-time botnet detection from IPFIX and NetFlow.
 
+mod analyze;
 mod collect;
 mod config;
 mod decode;
@@ -29,6 +30,8 @@ enum Command {
     Decode(decode::DecodeArgs),
     /// Listen for IPFIX and NetFlow exporters and print or store their records.
     Collect(collect::CollectArgs),
+    /// Find botnets in recorded data: captures, IPFIX files, Zeek and Argus logs.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 fn main() {
@@ -48,6 +51,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Decode(args) => decode::run(&args, config.decoder),
         Command::Collect(args) => collect::run(&args, config),
+        Command::Analyze(args) => analyze::run(&args, config.detect, config.decoder),
     }
 }
 

@@ -7,7 +7,7 @@
 
 use crate::ids;
 use crate::plan::{HeaderTime, Plan, SamplingFields};
-use crate::sequence::{SequenceTracker, SequenceVerdict};
+use crate::sequence::SequenceTracker;
 use crate::stats::{Counters, ErrorsByReason};
 use botnest_flow::{FlowRecord, Timestamp};
 use botnest_wire::ie::NETFLOW9_SCOPE_PEN;
@@ -65,9 +65,11 @@ pub struct DecoderConfig {
     /// How long a data set whose template has not arrived yet is held.
     #[serde(with = "secs")]
     pub pending_timeout: Duration,
-    /// Bytes of held data sets per session; the oldest are dropped past this.
+    /// Bytes of held data sets per session, each counted with its bookkeeping; the oldest are
+    /// dropped past this.
     pub max_pending_bytes: usize,
-    /// Templates (and options templates) kept per session; new ids past this are refused.
+    /// Templates (and options templates) kept per session; new ids past this are refused, once
+    /// UDP templates past their lifetime have been dropped.
     pub max_templates_per_session: usize,
     /// Observation domains tracked per session.
     pub max_domains_per_session: usize,
@@ -209,6 +211,14 @@ struct Pending {
     body: Vec<u8>,
 }
 
+impl Pending {
+    /// Memory a held set takes. The entry itself is counted, so that empty or tiny data sets,
+    /// which an exporter can send by the thousand in one message, still reach the bound.
+    fn cost(&self) -> usize {
+        self.body.len() + std::mem::size_of::<Pending>()
+    }
+}
+
 /// Sampling announced in options data.
 #[derive(Debug, Default)]
 struct Sampling {
@@ -228,6 +238,10 @@ struct Domain {
 
 #[derive(Debug, Default)]
 struct Session {
+    /// Sequence numbers across all domains, for exporters that number per exporter.
+    sequence: SequenceTracker,
+    last_domain: Option<u32>,
+    shared_numbering: bool,
     templates: HashMap<(u32, u16), TemplateEntry>,
     domains: HashMap<u32, Domain>,
     pending: VecDeque<Pending>,
@@ -318,6 +332,14 @@ impl Decoder {
         bytes: &[u8],
         sink: &mut dyn Sink,
     ) -> Result<(), DecodeError> {
+        let version = botnest_wire::version(bytes).unwrap_or(0);
+        // Datagrams that are no export message at all (stray or spoofed traffic) must not take
+        // a session slot from a real exporter.
+        if ![ipfix::VERSION, netflow9::VERSION, netflow5::VERSION].contains(&version) {
+            let e = DecodeError::UnknownVersion(version);
+            self.count_error(key, 0, now, e);
+            return Err(e);
+        }
         if !self.sessions.contains_key(key) {
             if let Err(e) = self.admit(key, now) {
                 self.unattributed.messages += 1;
@@ -330,15 +352,10 @@ impl Decoder {
         let mut report = |e: DecodeError| {
             first_error.get_or_insert(e);
         };
-        match botnest_wire::version(bytes) {
-            Some(ipfix::VERSION) => self.decode_ipfix(key, now, bytes, sink, &mut report),
-            Some(netflow9::VERSION) => self.decode_v9(key, now, bytes, sink, &mut report),
-            Some(netflow5::VERSION) => self.decode_v5(key, now, bytes, sink, &mut report),
-            v => {
-                let e = DecodeError::UnknownVersion(v.unwrap_or(0));
-                self.count_error(key, 0, now, e);
-                report(e);
-            }
+        match version {
+            ipfix::VERSION => self.decode_ipfix(key, now, bytes, sink, &mut report),
+            netflow9::VERSION => self.decode_v9(key, now, bytes, sink, &mut report),
+            _ => self.decode_v5(key, now, bytes, sink, &mut report),
         }
         match first_error {
             Some(e) => Err(e),
@@ -617,19 +634,28 @@ impl Decoder {
         count: Option<u32>,
         lost: impl FnOnce(&mut Counters, u64),
     ) {
-        let Ok(d) = self.domain_mut(key, domain) else {
+        let Some(s) = self.sessions.get_mut(key) else {
             return;
         };
-        let SequenceVerdict {
-            lost: n,
-            out_of_order,
-            reset,
-        } = d.sequence.observe(seq, count);
-        lost(&mut d.counters, n);
-        d.counters.out_of_order += u64::from(out_of_order);
-        d.counters.sequence_resets += u64::from(reset);
-        if n > 0 {
-            tracing::debug!(exporter = %key.exporter, domain, lost = n, "sequence gap");
+        let across = s.sequence.observe(seq, count);
+        // RFC 7011 section 3.1 numbers records per observation domain, but Open vSwitch numbers
+        // them per exporter. A message of one domain that continues exactly where another
+        // domain's message ended shows that; from then on the session's numbering is checked.
+        if across.continuous() && s.last_domain.is_some_and(|d| d != domain) {
+            s.shared_numbering = true;
+        }
+        s.last_domain = Some(domain);
+        let shared = s.shared_numbering;
+        let Some(d) = s.domains.get_mut(&domain) else {
+            return;
+        };
+        let own = d.sequence.observe(seq, count);
+        let verdict = if shared { across } else { own };
+        lost(&mut d.counters, verdict.lost);
+        d.counters.out_of_order += u64::from(verdict.out_of_order);
+        d.counters.sequence_resets += u64::from(verdict.reset);
+        if verdict.lost > 0 {
+            tracing::debug!(exporter = %key.exporter, domain, lost = verdict.lost, "sequence gap");
         }
     }
 
@@ -642,11 +668,19 @@ impl Decoder {
         report: &mut dyn FnMut(DecodeError),
     ) {
         let limit = self.config.max_templates_per_session;
+        let lifetime = self.config.template_lifetime.as_nanos() as u64;
         let s = self
             .sessions
             .get_mut(key)
             .expect("session admitted before decoding");
         let slot = (ctx.domain, template.id);
+        if !s.templates.contains_key(&slot) && s.templates.len() >= limit {
+            // UDP templates past their lifetime are gone (RFC 7011 section 8.4); they must not
+            // keep the slots an exporter's new templates need.
+            if key.transport == Transport::Udp {
+                expire_templates(s, ctx.arrival, lifetime);
+            }
+        }
         if !s.templates.contains_key(&slot) && s.templates.len() >= limit {
             let e = DecodeError::TemplateLimit {
                 template_id: template.id,
@@ -746,33 +780,35 @@ impl Decoder {
             .sessions
             .get_mut(key)
             .expect("session admitted before decoding");
-        if body.len() > max {
-            if let Some(d) = s.domains.get_mut(&ctx.domain) {
-                d.counters.pending_dropped += 1;
-            }
-            return;
+        if let Some(d) = s.domains.get_mut(&ctx.domain) {
+            d.counters.pending_sets += 1;
         }
-        while s.pending_bytes + body.len() > max {
-            let Some(old) = s.pending.pop_front() else {
-                break;
-            };
-            s.pending_bytes -= old.body.len();
-            if let Some(d) = s.domains.get_mut(&old.domain) {
-                d.counters.pending_dropped += 1;
-            }
-        }
-        s.pending_bytes += body.len();
-        s.pending.push_back(Pending {
+        let held = Pending {
             domain: ctx.domain,
             template_id,
             version: ctx.version,
             arrival: ctx.arrival,
             header: ctx.header,
             body: body.to_vec(),
-        });
-        if let Some(d) = s.domains.get_mut(&ctx.domain) {
-            d.counters.pending_sets += 1;
+        };
+        let cost = held.cost();
+        if cost > max {
+            if let Some(d) = s.domains.get_mut(&ctx.domain) {
+                d.counters.pending_dropped += 1;
+            }
+            return;
         }
+        while s.pending_bytes + cost > max {
+            let Some(old) = s.pending.pop_front() else {
+                break;
+            };
+            s.pending_bytes -= old.cost();
+            if let Some(d) = s.domains.get_mut(&old.domain) {
+                d.counters.pending_dropped += 1;
+            }
+        }
+        s.pending_bytes += cost;
+        s.pending.push_back(held);
     }
 
     fn expire_pending(&mut self, key: &SessionKey, now: Timestamp) {
@@ -785,7 +821,7 @@ impl Decoder {
                 break;
             }
             let p = s.pending.pop_front().expect("front exists");
-            s.pending_bytes -= p.body.len();
+            s.pending_bytes -= p.cost();
             if let Some(d) = s.domains.get_mut(&p.domain) {
                 d.counters.pending_dropped += 1;
             }
@@ -814,7 +850,7 @@ impl Decoder {
             .into_iter()
             .partition(|p| p.domain == domain && p.template_id == template_id);
         s.pending = rest;
-        s.pending_bytes = s.pending.iter().map(|p| p.body.len()).sum();
+        s.pending_bytes = s.pending.iter().map(Pending::cost).sum();
         for p in ready {
             let ctx = MessageCtx {
                 version: p.version,
@@ -947,7 +983,8 @@ impl Decoder {
         &self.errors_by_reason
     }
 
-    /// Number of sessions and templates held, and bytes of held data sets: the decoder's state.
+    /// Number of sessions and templates held, and bytes of held data sets (with their
+    /// bookkeeping): the decoder's state.
     pub fn state_size(&self) -> (usize, usize, usize) {
         let templates = self.sessions.values().map(|s| s.templates.len()).sum();
         let pending = self.sessions.values().map(|s| s.pending_bytes).sum();
@@ -1012,6 +1049,22 @@ impl Decoder {
     }
 }
 
+/// Drops a session's templates not refreshed within `lifetime` of `now`, counting them.
+fn expire_templates(s: &mut Session, now: Timestamp, lifetime: u64) {
+    let Session {
+        templates, domains, ..
+    } = s;
+    templates.retain(|&(domain, _), t| {
+        let live = now.0.saturating_sub(t.refreshed.0) <= lifetime;
+        if !live {
+            if let Some(d) = domains.get_mut(&domain) {
+                d.counters.templates_expired += 1;
+            }
+        }
+        live
+    });
+}
+
 /// The 1-in-N sampling that applies to a record: its own field, then the options data for its
 /// selector, then the domain's options data, then the packet header (v5).
 fn sampling_for(s: &Sampling, f: SamplingFields, header: Option<u32>) -> u32 {
@@ -1056,11 +1109,27 @@ fn learn_options(d: &mut Domain, rec: &Record<'_>, max_interfaces: usize) {
     }
     if let (Some(i), Some(text)) = (ifindex, name.or(description)) {
         if d.interfaces.len() < max_interfaces || d.interfaces.contains_key(&i) {
-            let text = String::from_utf8_lossy(text)
+            let mut text = String::from_utf8_lossy(text)
                 .trim_end_matches('\0')
                 .to_owned();
+            truncate_at_char(&mut text, MAX_INTERFACE_NAME);
             d.interfaces.insert(i, text.into_boxed_str());
         }
+    }
+}
+
+/// Longest interface name kept, in bytes: ifName and ifDescr are DisplayStrings of at most 255
+/// characters (RFC 2863), while a variable-length field can carry 65535 bytes per interface.
+const MAX_INTERFACE_NAME: usize = 255;
+
+/// Shortens `text` to at most `max` bytes without splitting a character.
+fn truncate_at_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
 }
 

@@ -60,6 +60,7 @@ pub fn templates() -> Vec<Template> {
                     f(PACKET_DELTA_COUNT, 8),
                     e(REVERSE_PEN, OCTET_DELTA_COUNT, 8),
                     e(REVERSE_PEN, PACKET_DELTA_COUNT, 8),
+                    e(REVERSE_PEN, TCP_CONTROL_BITS, 2),
                     f(SAMPLING_INTERVAL, 4),
                     f(FLOW_DIRECTION, 1),
                     f(DOT1Q_VLAN_ID, 2),
@@ -123,6 +124,7 @@ fn record(out: &mut Vec<u8>, f: &FlowRecord) {
     out.extend_from_slice(&f.packets.to_be_bytes());
     out.extend_from_slice(&f.reverse_octets.to_be_bytes());
     out.extend_from_slice(&f.reverse_packets.to_be_bytes());
+    out.extend_from_slice(&f.reverse_tcp_flags.to_be_bytes());
     out.extend_from_slice(&f.sampling_interval.to_be_bytes());
     out.push(match f.direction {
         Direction::Ingress => 0,

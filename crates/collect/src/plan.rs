@@ -22,6 +22,7 @@ enum Target {
     DstPort,
     Protocol,
     TcpFlags,
+    ReverseTcpFlags,
     Octets(Priority),
     Packets(Priority),
     ReverseOctets(Priority),
@@ -86,6 +87,7 @@ fn target_of(element: ElementId) -> Option<Target> {
             PACKET_DELTA_COUNT => ReversePackets(Priority::Delta),
             OCTET_TOTAL_COUNT => ReverseOctets(Priority::Total),
             PACKET_TOTAL_COUNT => ReversePackets(Priority::Total),
+            TCP_CONTROL_BITS => ReverseTcpFlags,
             _ => return None,
         });
     }
@@ -339,6 +341,7 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
         DstPort => out.dst_port = uint(v).unwrap_or(0) as u16,
         Protocol => out.protocol = uint(v).unwrap_or(0) as u8,
         TcpFlags => out.tcp_flags |= uint(v).unwrap_or(0) as u16,
+        ReverseTcpFlags => out.reverse_tcp_flags |= uint(v).unwrap_or(0) as u16,
         Octets(p) => s.octets[p as usize] = uint(v),
         Packets(p) => s.packets[p as usize] = uint(v),
         ReverseOctets(p) => s.reverse_octets[p as usize] = uint(v),
@@ -470,7 +473,10 @@ fn resolve(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) -> SamplingFie
     let init = s.system_init_ms.or(header.system_init_ms);
     let start = s.start.or_else(|| relative(s.start_uptime?, header, init));
     let end = s.end.or_else(|| relative(s.end_uptime?, header, init));
-    let dur = s.duration_us.map(|us| us.saturating_mul(1000) as i64);
+    // Capped so that a hostile duration cannot wrap negative and put the end before the start.
+    let dur = s
+        .duration_us
+        .map(|us| us.saturating_mul(1000).min(i64::MAX as u64) as i64);
     let (start, end) = match (start, end, dur) {
         (Some(a), Some(b), _) => (a, b),
         (Some(a), None, Some(d)) => (a, a.offset_nanos(d)),
@@ -501,9 +507,10 @@ fn resolve(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) -> SamplingFie
     let interval = if let Some(i) = s.sampling_interval {
         Some(i)
     } else if let Some(n) = s.sampling_packet_interval {
-        // RFC 5477: n packets selected, then `space` packets skipped.
+        // RFC 5477: n packets selected, then `space` packets skipped. The values come from the
+        // wire at any length up to 8 bytes, so the sum may not fit.
         let space = s.sampling_packet_space.unwrap_or(0);
-        (n > 0).then(|| (n + space) / n)
+        (n > 0).then(|| n.saturating_add(space) / n)
     } else if let (Some(size), Some(population)) = (s.sampling_size, s.sampling_population) {
         // RFC 5477 random n-out-of-N: `size` packets drawn from each `population`.
         (size > 0).then(|| population / size)
@@ -517,5 +524,104 @@ fn resolve(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) -> SamplingFie
             .filter(|&i| i > 0)
             .map(|i| i.min(u64::from(u32::MAX)) as u32),
         selector: s.selector,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use botnest_wire::FieldSpec;
+
+    /// Applies a one-record template to `body`.
+    fn apply(
+        fields: &[FieldSpec],
+        body: &[u8],
+        header: HeaderTime,
+    ) -> (FlowRecord, SamplingFields) {
+        let template = Template {
+            id: 256,
+            scope_field_count: 0,
+            fields: fields.to_vec(),
+        };
+        let record = template.records(body).next().unwrap().unwrap();
+        let mut out = FlowRecord::default();
+        let sampling = Plan::compile(&template).apply(&record, header, &mut out);
+        (out, sampling)
+    }
+
+    fn export_at(secs: u64) -> HeaderTime {
+        HeaderTime {
+            export_millis: secs * 1000,
+            ..HeaderTime::default()
+        }
+    }
+
+    #[test]
+    fn packet_interval_and_space_at_the_u64_limit_saturate() {
+        let mut body = u64::MAX.to_be_bytes().to_vec(); // samplingPacketInterval
+        body.extend(u64::MAX.to_be_bytes()); // samplingPacketSpace
+        let fields = [
+            FieldSpec::iana(SAMPLING_PACKET_INTERVAL, 8),
+            FieldSpec::iana(SAMPLING_PACKET_SPACE, 8),
+        ];
+        let (_, s) = apply(&fields, &body, HeaderTime::default());
+        assert_eq!(s.interval, Some(1));
+    }
+
+    #[test]
+    fn huge_duration_does_not_end_before_the_start() {
+        let mut body = 1_000u64.to_be_bytes().to_vec(); // flowStartSeconds
+        body.extend(u64::MAX.to_be_bytes()); // flowDurationMilliseconds
+        let fields = [
+            FieldSpec::iana(FLOW_START_SECONDS, 8),
+            FieldSpec::iana(FLOW_DURATION_MILLISECONDS, 8),
+        ];
+        let (f, _) = apply(&fields, &body, export_at(2_000));
+        assert_eq!(f.start, Timestamp::from_unix_secs(1_000));
+        assert!(f.end >= f.start);
+    }
+
+    #[test]
+    fn delta_counters_win_over_totals_in_any_order() {
+        let mut body = 900u32.to_be_bytes().to_vec(); // octetTotalCount
+        body.extend(40u32.to_be_bytes()); // octetDeltaCount
+        let fields = [
+            FieldSpec::iana(OCTET_TOTAL_COUNT, 4),
+            FieldSpec::iana(OCTET_DELTA_COUNT, 4),
+        ];
+        let (f, _) = apply(&fields, &body, HeaderTime::default());
+        assert_eq!(f.octets, 40);
+    }
+
+    #[test]
+    fn uptime_times_without_any_reference_fall_back_to_export_time() {
+        // IPFIX flowStartSysUpTime with no systemInitTimeMilliseconds known.
+        let body = 5_000u32.to_be_bytes();
+        let fields = [FieldSpec::iana(FLOW_START_SYS_UP_TIME, 4)];
+        let (f, _) = apply(&fields, &body, export_at(2_000));
+        assert_eq!(
+            (f.start, f.end),
+            (
+                Timestamp::from_unix_secs(2_000),
+                Timestamp::from_unix_secs(2_000)
+            )
+        );
+    }
+
+    #[test]
+    fn ntp_before_1970_is_not_a_time() {
+        assert_eq!(ntp(&[0; 8], false), None);
+        assert_eq!(ntp(&[0; 4], false), None);
+    }
+
+    #[test]
+    fn icmp_type_code_becomes_the_destination_port() {
+        let body = [1, 0x03, 0x01]; // protocolIdentifier ICMP, icmpTypeCodeIPv4 3/1
+        let fields = [
+            FieldSpec::iana(PROTOCOL_IDENTIFIER, 1),
+            FieldSpec::iana(ICMP_TYPE_CODE_IPV4, 2),
+        ];
+        let (f, _) = apply(&fields, &body, HeaderTime::default());
+        assert_eq!(f.dst_port, 0x0301);
     }
 }

@@ -14,6 +14,15 @@ pub struct SequenceVerdict {
     pub out_of_order: bool,
     /// The sequence jumped so far that tracking started again.
     pub reset: bool,
+    /// There was a previous message to compare with.
+    pub checked: bool,
+}
+
+impl SequenceVerdict {
+    /// Whether the message followed the previous one exactly.
+    pub fn continuous(&self) -> bool {
+        self.checked && self.lost == 0 && !self.out_of_order && !self.reset
+    }
 }
 
 /// Tracks one exporter/domain's sequence numbers.
@@ -36,6 +45,7 @@ impl SequenceTracker {
     pub fn observe(&mut self, seq: u32, count: Option<u32>) -> SequenceVerdict {
         let mut verdict = SequenceVerdict::default();
         if let (Some((prev_seq, prev_count)), Some(count)) = (self.prev, count) {
+            verdict.checked = true;
             let standard = prev_seq.wrapping_add(prev_count);
             let inclusive = prev_seq.wrapping_add(count);
             let expected = if self.inclusive { inclusive } else { standard };
@@ -84,7 +94,7 @@ mod tests {
     fn wrapping_sequence_numbers_are_in_order() {
         let mut t = SequenceTracker::default();
         t.observe(u32::MAX - 4, Some(10));
-        assert_eq!(t.observe(5, Some(1)), SequenceVerdict::default());
+        assert!(t.observe(5, Some(1)).continuous());
     }
 
     #[test]
@@ -102,8 +112,8 @@ mod tests {
         // softflowd: message 1 has 18 records and seq 18; message 2 has 1 record and seq 19
         let mut t = SequenceTracker::default();
         t.observe(18, Some(18));
-        assert_eq!(t.observe(19, Some(1)), SequenceVerdict::default());
-        assert_eq!(t.observe(24, Some(5)), SequenceVerdict::default());
+        assert!(t.observe(19, Some(1)).continuous());
+        assert!(t.observe(24, Some(5)).continuous());
         // and a real gap is still seen: 3 records missing
         assert_eq!(t.observe(31, Some(4)).lost, 3);
     }

@@ -94,6 +94,8 @@ pub struct FlowRecord {
     pub protocol: u8,
     /// Union of TCP flags seen (including the ECN/NS bits where exported).
     pub tcp_flags: u16,
+    /// Union of TCP flags of the reverse direction of a biflow.
+    pub reverse_tcp_flags: u16,
     /// Octets as exported (unscaled).
     pub octets: u64,
     /// Packets as exported (unscaled).
@@ -138,6 +140,7 @@ impl Default for FlowRecord {
             dst_port: 0,
             protocol: 0,
             tcp_flags: 0,
+            reverse_tcp_flags: 0,
             octets: 0,
             packets: 0,
             reverse_octets: 0,

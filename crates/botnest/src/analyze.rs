@@ -1,0 +1,315 @@
+//! `botnest analyze`: offline detection on recorded data.
+
+use crate::decode::{decode_capture, decode_ipfix_file};
+use anyhow::{Context, Result};
+use botnest_collect::{Decoder, DecoderConfig, RecordMeta, Sink};
+use botnest_detect::{Botnest, DetectConfig, Engine, HostKey, HostVerdict, Role};
+use botnest_flow::{FlowRecord, Timestamp};
+use botnest_wire::Record;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// Options of `botnest analyze`.
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// Output: a readable report, or one JSON document.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+    /// Internal network (repeatable); replaces the default private and unique-local ranges.
+    #[arg(long, value_name = "CIDR")]
+    pub internal: Vec<ipnet::IpNet>,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Captures of export traffic, raw packet captures, IPFIX files, Zeek conn.log (TSV or
+    /// JSON) and Argus .binetflow files.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Botnests and host verdicts for people.
+    Text,
+    /// One JSON document (schema in the README).
+    Json,
+}
+
+/// Feeds decoded flows to the engine, moving its time along with the records.
+pub struct Feeder<'a> {
+    engine: &'a mut Engine,
+    since_advance: u32,
+}
+
+impl<'a> Feeder<'a> {
+    /// A feeder into `engine`.
+    pub fn new(engine: &'a mut Engine) -> Self {
+        Feeder {
+            engine,
+            since_advance: 0,
+        }
+    }
+
+    /// Observes one flow; every few thousand flows the engine's windows catch up.
+    pub fn feed(&mut self, f: &FlowRecord) {
+        self.engine.observe(f);
+        self.since_advance += 1;
+        if self.since_advance >= 4096 {
+            self.since_advance = 0;
+            let newest = self.engine.newest();
+            self.engine.advance(newest);
+        }
+    }
+}
+
+impl Sink for Feeder<'_> {
+    fn flow(&mut self, _meta: &RecordMeta<'_>, flow: &FlowRecord, _raw: &Record<'_>) {
+        self.feed(flow);
+    }
+}
+
+/// Runs `botnest analyze`.
+pub fn run(args: &AnalyzeArgs, mut config: DetectConfig, decoder: DecoderConfig) -> Result<()> {
+    if !args.internal.is_empty() {
+        config.hosts.internal = args.internal.clone();
+    }
+    let mut engine = Engine::new(config);
+    let progress = Progress::new(&args.inputs, args.quiet);
+    {
+        let mut feeder = Feeder::new(&mut engine);
+        let mut decoder = Decoder::new(decoder);
+        for path in &args.inputs {
+            progress.start(path);
+            read_input(path, &mut decoder, &mut feeder)
+                .with_context(|| format!("cannot analyze {}", path.display()))?;
+            progress.done(path);
+        }
+    }
+    engine.finish();
+    progress.finish();
+    match args.format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report(&engine))?),
+        ReportFormat::Text => print!("{}", text_report(&engine)),
+    }
+    Ok(())
+}
+
+fn read_input(path: &Path, decoder: &mut Decoder, feeder: &mut Feeder<'_>) -> Result<()> {
+    let mut magic = [0u8; 2];
+    use std::io::Read;
+    std::fs::File::open(path)?
+        .read_exact(&mut magic)
+        .context("file too short")?;
+    if magic == [0, 10] {
+        decode_ipfix_file(path, decoder, feeder)
+    } else {
+        decode_capture(path, decoder, feeder)
+    }
+}
+
+/// A progress bar over the inputs' bytes, shown only on a terminal.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(inputs: &[PathBuf], quiet: bool) -> Progress {
+        use std::io::IsTerminal;
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress { bar: None };
+        }
+        let total: u64 = inputs
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        Progress { bar: Some(bar) }
+    }
+
+    fn start(&self, path: &Path) {
+        if let Some(b) = &self.bar {
+            b.set_message(
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+        }
+    }
+
+    fn done(&self, path: &Path) {
+        if let (Some(b), Ok(m)) = (&self.bar, std::fs::metadata(path)) {
+            b.inc(m.len());
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn rfc3339(t: Timestamp) -> String {
+    let st = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.as_unix_nanos());
+    humantime::format_rfc3339_millis(st).to_string()
+}
+
+/// The most telling role of a host, for a one-word column.
+fn primary_role(roles: &std::collections::BTreeSet<Role>) -> Option<Role> {
+    roles.iter().next().copied()
+}
+
+fn role_name(r: Role) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn host_json(engine: &Engine, v: &HostVerdict) -> Value {
+    json!({
+        "address": v.host.addr.to_string(),
+        "tenant": engine.hosts().tenant_name(v.host.tenant),
+        "roles": v.roles.iter().map(|r| role_name(*r)).collect::<Vec<_>>(),
+        "score": round3(v.score),
+        "first_seen": rfc3339(v.first_seen),
+        "last_seen": rfc3339(v.last_seen),
+        "botnest": v.botnest,
+        "evidence": v.evidence.iter().map(|e| json!({
+            "kind": e.kind.name(),
+            "score": round3(e.score),
+            "detail": e.detail,
+            "peer": e.peer.map(|p| p.endpoint()),
+            "first_seen": rfc3339(e.first_seen),
+            "last_seen": rfc3339(e.last_seen),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn member_json(engine: &Engine, host: &HostKey, roles: &std::collections::BTreeSet<Role>) -> Value {
+    json!({
+        "address": host.addr.to_string(),
+        "tenant": engine.hosts().tenant_name(host.tenant),
+        "role": primary_role(roles).map(role_name),
+        "roles": roles.iter().map(|r| role_name(*r)).collect::<Vec<_>>(),
+    })
+}
+
+fn botnest_json(engine: &Engine, b: &Botnest) -> Value {
+    json!({
+        "id": b.id,
+        "state": b.state,
+        "score": round3(b.score),
+        "members": b.members.iter().map(|(h, r)| member_json(engine, h, r)).collect::<Vec<_>>(),
+        "c2": b.c2.iter().collect::<Vec<_>>(),
+        "tenants": b.tenants.iter().map(|t| engine.hosts().tenant_name(*t)).collect::<Vec<_>>(),
+        "first_seen": rfc3339(b.first_seen),
+        "last_seen": rfc3339(b.last_seen),
+    })
+}
+
+/// The JSON document of `analyze --format json`.
+pub fn report(engine: &Engine) -> Value {
+    let hosts: Vec<Value> = engine
+        .verdicts()
+        .filter(|v| {
+            v.flagged() && (v.score >= engine.config().bot_threshold || v.roles.contains(&Role::C2))
+        })
+        .map(|v| host_json(engine, v))
+        .collect();
+    let botnests: Vec<Value> = engine
+        .botnests()
+        .iter()
+        .map(|b| botnest_json(engine, b))
+        .collect();
+    let s = engine.stats();
+    json!({
+        "hosts": hosts,
+        "botnests": botnests,
+        "stats": { "flows": s.flows, "late": s.late, "too_late": s.too_late, "windows": s.evaluations },
+    })
+}
+
+fn text_report(engine: &Engine) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let s = engine.stats();
+    let _ = writeln!(
+        out,
+        "{} flows, {} windows evaluated",
+        s.flows, s.evaluations
+    );
+    if engine.botnests().is_empty() {
+        let _ = writeln!(out, "no botnests found");
+    }
+    for b in engine.botnests().iter() {
+        let _ = writeln!(
+            out,
+            "\nbotnest {} ({:?}, score {:.2}), {} .. {}",
+            b.id,
+            b.state,
+            b.score,
+            rfc3339(b.first_seen),
+            rfc3339(b.last_seen)
+        );
+        if !b.c2.is_empty() {
+            let _ = writeln!(
+                out,
+                "  c2: {}",
+                b.c2.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        for (h, roles) in &b.members {
+            let names: Vec<String> = roles.iter().map(|r| role_name(*r)).collect();
+            let _ = writeln!(
+                out,
+                "  {:<40} tenant {:<8} {}",
+                h.addr,
+                engine.hosts().tenant_name(h.tenant),
+                names.join(",")
+            );
+        }
+    }
+    let _ = writeln!(out, "\nhosts:");
+    for v in engine
+        .verdicts()
+        .filter(|v| v.flagged() && v.score >= engine.config().bot_threshold)
+    {
+        let names: Vec<String> = v.roles.iter().map(|r| role_name(*r)).collect();
+        let _ = writeln!(
+            out,
+            "{} (tenant {}) score {:.2} roles {}",
+            v.host.addr,
+            engine.hosts().tenant_name(v.host.tenant),
+            v.score,
+            names.join(",")
+        );
+        for e in &v.evidence {
+            let peer = e
+                .peer
+                .map(|p| format!(" [{}]", p.endpoint()))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<12} {:.2} {}{}",
+                e.kind.name(),
+                e.score,
+                e.detail,
+                peer
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,227 @@
+//! Fan-out behaviours: scanning (and worm spread), brute force, spam.
+
+use super::{local_or_group, Ctx, Finding};
+use crate::evidence::{Behaviour, Evidence, Peer, Role};
+use crate::graph::{Channel, HostId};
+use botnest_flow::Timestamp;
+use std::collections::{BTreeMap, HashMap};
+
+/// What one client did on one port over the window.
+#[derive(Debug, Default)]
+struct PortActivity<'a> {
+    channels: Vec<&'a Channel>,
+    flows: u64,
+    answered: u64,
+    first: Option<Timestamp>,
+    last: Timestamp,
+}
+
+/// Groups the window's channels of internal clients by client and (port, protocol).
+fn by_client<'a>(ctx: &'a Ctx<'_>) -> HashMap<HostId, BTreeMap<(u16, u8), PortActivity<'a>>> {
+    let mut map: HashMap<HostId, BTreeMap<(u16, u8), PortActivity<'a>>> = HashMap::new();
+    for ch in ctx.active() {
+        if !ctx.internal(ch.key.client) {
+            continue;
+        }
+        if ctx
+            .key(ch.key.server)
+            .is_some_and(|s| local_or_group(s.addr))
+        {
+            continue;
+        }
+        let a = map
+            .entry(ch.key.client)
+            .or_default()
+            .entry((ch.key.port, ch.key.proto))
+            .or_default();
+        a.flows += u64::from(ch.flows);
+        a.answered += u64::from(ch.answered.min(ch.flows));
+        a.first = Some(a.first.map_or(ch.first_seen, |f| f.min(ch.first_seen)));
+        a.last = a.last.max(ch.last_seen);
+        a.channels.push(ch);
+    }
+    map
+}
+
+fn proto_name(p: u8) -> &'static str {
+    match p {
+        6 => "tcp",
+        17 => "udp",
+        1 | 58 => "icmp",
+        _ => "ip",
+    }
+}
+
+/// Reports scanning, worm spread, brute force and spam.
+pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let cfg = &ctx.config.fanout;
+    let clients = by_client(ctx);
+    let mut scanners: HashMap<HostId, (Timestamp, Vec<u16>)> = HashMap::new();
+
+    for (&client, ports) in &clients {
+        let Some(client_key) = ctx.key(client) else {
+            continue;
+        };
+
+        // Scanning: many targets, little success, on a port or across the probed ports.
+        let mut probed = Vec::new();
+        let (mut targets, mut flows, mut answered) = (0usize, 0u64, 0u64);
+        let mut first = None::<Timestamp>;
+        let mut last = Timestamp::default();
+        for (&(port, proto), a) in ports {
+            let success = a.answered as f64 / a.flows.max(1) as f64;
+            if success <= cfg.scan_max_success && a.channels.len() >= 2 {
+                probed.push((port, proto, a.channels.len(), success));
+                targets += a.channels.len();
+                flows += a.flows;
+                answered += a.answered;
+                first = Some(first.map_or(a.first.unwrap_or(a.last), |f: Timestamp| {
+                    f.min(a.first.unwrap_or(a.last))
+                }));
+                last = last.max(a.last);
+            }
+        }
+        if targets >= cfg.scan_min_targets {
+            probed.sort_by_key(|p| std::cmp::Reverse(p.2));
+            let ports_text: Vec<String> = probed
+                .iter()
+                .take(6)
+                .map(|(p, pr, n, _)| format!("{p}/{} ({n})", proto_name(*pr)))
+                .collect();
+            let success = answered as f64 / flows.max(1) as f64;
+            let score =
+                (0.55 + 0.1 * (targets as f64 / cfg.scan_min_targets as f64).log2()).min(0.95);
+            let first = first.unwrap_or(last);
+            out.push(Finding {
+                host: client_key,
+                role: Role::Scanner,
+                evidence: Evidence {
+                    role: Role::Scanner,
+                    kind: Behaviour::Scanning,
+                    score,
+                    detail: format!(
+                        "probed {targets} targets on {} ({:.0}% answered)",
+                        ports_text.join(", "),
+                        success * 100.0
+                    ),
+                    peer: None,
+                    first_seen: first,
+                    last_seen: last,
+                },
+                other: None,
+            });
+            scanners.insert(client, (first, probed.iter().map(|p| p.0).collect()));
+        }
+
+        // Brute force: many short attempts on one target's login port.
+        for (&(port, proto), a) in ports {
+            if !cfg.login_ports.contains(&port) || proto != 6 {
+                continue;
+            }
+            for ch in &a.channels {
+                let mean = ch.bytes_out as f64 / f64::from(ch.flows.max(1));
+                if ch.flows >= cfg.bruteforce_min_attempts && mean < 4096.0 {
+                    let Some(server) = ctx.key(ch.key.server) else {
+                        continue;
+                    };
+                    out.push(Finding {
+                        host: client_key,
+                        role: Role::Bruteforcer,
+                        evidence: Evidence {
+                            role: Role::Bruteforcer,
+                            kind: Behaviour::BruteForce,
+                            score: (0.5 + f64::from(ch.flows) / 400.0).min(0.9),
+                            detail: format!(
+                                "{} login attempts on port {port}, {mean:.0} B each on average",
+                                ch.flows
+                            ),
+                            peer: Some(Peer {
+                                host: server,
+                                port: Some(port),
+                                proto,
+                            }),
+                            first_seen: ch.first_seen,
+                            last_seen: ch.last_seen,
+                        },
+                        other: Some((server, Role::Victim)),
+                    });
+                }
+            }
+        }
+
+        // Spam: mail to many servers from a host that is not itself a mail server.
+        let mail_servers: usize = ports
+            .iter()
+            .filter(|((port, proto), _)| *proto == 6 && cfg.mail_ports.contains(port))
+            .map(|(_, a)| a.channels.len())
+            .sum();
+        if mail_servers >= cfg.spam_min_servers && !receives_mail(ctx, client) {
+            out.push(Finding {
+                host: client_key,
+                role: Role::Spammer,
+                evidence: Evidence {
+                    role: Role::Spammer,
+                    kind: Behaviour::Spam,
+                    score: (0.5 + mail_servers as f64 / 100.0).min(0.9),
+                    detail: format!("sent mail to {mail_servers} servers and receives none itself"),
+                    peer: None,
+                    first_seen: ctx.from,
+                    last_seen: ctx.to,
+                },
+                other: None,
+            });
+        }
+    }
+
+    worm_spread(ctx, &scanners, out);
+}
+
+/// Whether a host accepts mail (it is a mail server, whose job is fan-out to other servers).
+fn receives_mail(ctx: &Ctx<'_>, host: HostId) -> bool {
+    let ports = &ctx.config.fanout.mail_ports;
+    ctx.active().any(|c| {
+        c.key.server == host && c.key.proto == 6 && ports.contains(&c.key.port) && c.answered > 0
+    })
+}
+
+/// A scanner that was contacted by another scanner on a port it now scans, before it began:
+/// a propagation chain.
+fn worm_spread(
+    ctx: &Ctx<'_>,
+    scanners: &HashMap<HostId, (Timestamp, Vec<u16>)>,
+    out: &mut Vec<Finding>,
+) {
+    for ch in ctx.active() {
+        let (src, dst) = (ch.key.client, ch.key.server);
+        let (Some(_), Some((started, ports))) = (scanners.get(&src), scanners.get(&dst)) else {
+            continue;
+        };
+        if ch.first_seen >= *started || !ports.contains(&ch.key.port) {
+            continue;
+        }
+        let (Some(infected), Some(infector)) = (ctx.key(dst), ctx.key(src)) else {
+            continue;
+        };
+        out.push(Finding {
+            host: infected,
+            role: Role::Scanner,
+            evidence: Evidence {
+                role: Role::Scanner,
+                kind: Behaviour::WormSpread,
+                score: 0.8,
+                detail: format!(
+                    "began scanning port {} after {} reached it on that port",
+                    ch.key.port, infector.addr
+                ),
+                peer: Some(Peer {
+                    host: infector,
+                    port: Some(ch.key.port),
+                    proto: ch.key.proto,
+                }),
+                first_seen: ch.first_seen,
+                last_seen: ch.last_seen,
+            },
+            other: Some((infector, Role::Scanner)),
+        });
+    }
+}

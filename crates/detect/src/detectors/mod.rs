@@ -1,0 +1,99 @@
+//! Behaviour detectors. Each reads the graph over the current window and reports findings;
+//! none keeps state of its own between windows, so a detector's verdict on a window depends on
+//! that window's flows only.
+
+pub mod beacon;
+pub mod fanout;
+pub mod flood;
+
+use crate::config::DetectConfig;
+use crate::evidence::{Evidence, Role};
+use crate::graph::{proto, Channel, Graph};
+use crate::host::{HostKey, Hosts};
+use botnest_flow::Timestamp;
+use std::net::IpAddr;
+
+/// What a detector sees.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The graph.
+    pub graph: &'a Graph,
+    /// Host identity and internal networks.
+    pub hosts: &'a Hosts,
+    /// Settings.
+    pub config: &'a DetectConfig,
+    /// Start of the window.
+    pub from: Timestamp,
+    /// End of the window.
+    pub to: Timestamp,
+}
+
+impl Ctx<'_> {
+    /// Channels active in the window.
+    pub fn active(&self) -> impl Iterator<Item = &Channel> {
+        let from = self.from;
+        self.graph.channels().filter(move |c| c.last_seen >= from)
+    }
+
+    /// The host key of a host id.
+    pub fn key(&self, id: crate::graph::HostId) -> Option<HostKey> {
+        self.graph.host(id).map(|h| h.key)
+    }
+
+    /// Whether a host id is internal.
+    pub fn internal(&self, id: crate::graph::HostId) -> bool {
+        self.graph.host(id).is_some_and(|h| h.internal)
+    }
+}
+
+/// One conclusion about a host.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The host suspected.
+    pub host: HostKey,
+    /// Its role.
+    pub role: Role,
+    /// Why.
+    pub evidence: Evidence,
+    /// The other end and the role it plays (a C2, a victim), if any.
+    pub other: Option<(HostKey, Role)>,
+}
+
+/// Services whose periodic use is part of a network working normally: name resolution, time,
+/// address configuration, local discovery. Regular contact with them is not beaconing.
+pub fn infrastructure_service(proto_: u8, port: u16) -> bool {
+    match proto_ {
+        proto::UDP => matches!(port, 53 | 67 | 68 | 123 | 137 | 138 | 1900 | 5353 | 5355),
+        proto::TCP => matches!(port, 53 | 853),
+        _ => false,
+    }
+}
+
+/// Multicast, broadcast and link-local destinations are never a C2 or a victim.
+pub fn local_or_group(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => {
+            a.is_multicast() || a.is_broadcast() || a.is_link_local() || a.octets()[3] == 255
+        }
+        IpAddr::V6(a) => a.is_multicast() || (a.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// Runs every detector over the window.
+pub fn run_all(ctx: &Ctx<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    beacon::run(ctx, &mut out);
+    fanout::run(ctx, &mut out);
+    flood::run(ctx, &mut out);
+    out
+}
+
+/// Formats seconds for explanations.
+pub fn secs(ns: u64) -> String {
+    let s = ns as f64 / 1e9;
+    if s >= 100.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}

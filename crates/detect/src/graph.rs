@@ -1,0 +1,559 @@
+//! The property graph: hosts and the channels between them.
+//!
+//! A channel is one client host talking to one server host on one port and protocol. Flow
+//! records are oriented first (which side initiated), so a request and its reply, exported as
+//! two unidirectional records, land on the same channel: the reply fills the channel's inbound
+//! counters and tells whether the connection succeeded.
+//!
+//! Counters cover roughly one window: when a channel's counting period grows past the window,
+//! its counters are halved and the period restarts at half a window ago, a cheap stand-in for an
+//! exact sliding window that keeps a channel's state at a fixed size. Channels and hosts idle for
+//! longer than the retention are removed.
+
+use crate::host::{HostKey, Hosts};
+use botnest_flow::{FlowRecord, Timestamp};
+use rustc_hash::FxHashMap;
+use std::net::IpAddr;
+
+/// Index of a host in the graph.
+pub type HostId = u32;
+
+/// IP protocol numbers the graph interprets.
+pub mod proto {
+    /// ICMP.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
+}
+
+/// TCP flag bits.
+pub mod tcp {
+    /// FIN.
+    pub const FIN: u16 = 0x01;
+    /// SYN.
+    pub const SYN: u16 = 0x02;
+    /// RST.
+    pub const RST: u16 = 0x04;
+    /// PSH.
+    pub const PSH: u16 = 0x08;
+    /// ACK.
+    pub const ACK: u16 = 0x10;
+}
+
+/// Identifies a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelKey {
+    /// The initiating host.
+    pub client: HostId,
+    /// The answering host.
+    pub server: HostId,
+    /// The server's port (ICMP: type * 256 of the request).
+    pub port: u16,
+    /// IP protocol.
+    pub proto: u8,
+}
+
+/// Most recent contact times kept per channel, for interval analysis.
+pub const CONTACTS: usize = 24;
+
+/// What is known about a channel.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    /// Which channel.
+    pub key: ChannelKey,
+    /// First flow start seen (in the current counting period).
+    pub since: Timestamp,
+    /// First flow start ever seen while the channel was kept.
+    pub first_seen: Timestamp,
+    /// Last flow end seen.
+    pub last_seen: Timestamp,
+    /// Requests (client to server flows) in the counting period.
+    pub flows: u32,
+    /// Requests known to have failed: no answer, or refused.
+    pub failed: u32,
+    /// Requests known to have been answered.
+    pub answered: u32,
+    /// Bytes client to server (scaled by sampling).
+    pub bytes_out: u64,
+    /// Bytes server to client (scaled by sampling).
+    pub bytes_in: u64,
+    /// Packets client to server (scaled).
+    pub packets_out: u32,
+    /// Packets server to client (scaled).
+    pub packets_in: u32,
+    /// TCP flags seen client to server.
+    pub flags_out: u16,
+    /// TCP flags seen server to client.
+    pub flags_in: u16,
+    /// Mean bytes per request.
+    pub size_mean: f32,
+    /// Sum of squared deviations of bytes per request (Welford).
+    pub size_m2: f32,
+    /// Start times of the last requests, ms after `first_seen`, oldest first.
+    contacts: [u32; CONTACTS],
+    contacts_len: u8,
+    contacts_head: u8,
+}
+
+impl Channel {
+    fn new(key: ChannelKey, at: Timestamp) -> Channel {
+        Channel {
+            key,
+            since: at,
+            first_seen: at,
+            last_seen: at,
+            flows: 0,
+            failed: 0,
+            answered: 0,
+            bytes_out: 0,
+            bytes_in: 0,
+            packets_out: 0,
+            packets_in: 0,
+            flags_out: 0,
+            flags_in: 0,
+            size_mean: 0.0,
+            size_m2: 0.0,
+            contacts: [0; CONTACTS],
+            contacts_len: 0,
+            contacts_head: 0,
+        }
+    }
+
+    /// Start times of the most recent requests, oldest first.
+    pub fn contacts(&self) -> impl Iterator<Item = Timestamp> + '_ {
+        let len = usize::from(self.contacts_len);
+        let start = (usize::from(self.contacts_head) + CONTACTS - len) % CONTACTS;
+        (0..len).map(move |i| {
+            let ms = self.contacts[(start + i) % CONTACTS];
+            self.first_seen.offset_nanos(i64::from(ms) * 1_000_000)
+        })
+    }
+
+    fn push_contact(&mut self, at: Timestamp) {
+        let ms = at
+            .as_unix_nanos()
+            .saturating_sub(self.first_seen.as_unix_nanos())
+            / 1_000_000;
+        self.contacts[usize::from(self.contacts_head)] = ms.min(u64::from(u32::MAX)) as u32;
+        self.contacts_head = ((usize::from(self.contacts_head) + 1) % CONTACTS) as u8;
+        self.contacts_len = (usize::from(self.contacts_len) + 1).min(CONTACTS) as u8;
+    }
+
+    /// Coefficient of variation of bytes per request (0 for identical sizes).
+    pub fn size_cv(&self) -> f64 {
+        if self.flows < 2 || self.size_mean <= 0.0 {
+            return 0.0;
+        }
+        let var = f64::from(self.size_m2) / f64::from(self.flows - 1);
+        var.sqrt() / f64::from(self.size_mean)
+    }
+
+    fn halve(&mut self, since: Timestamp) {
+        self.since = since;
+        self.flows /= 2;
+        self.failed /= 2;
+        self.answered /= 2;
+        self.bytes_out /= 2;
+        self.bytes_in /= 2;
+        self.packets_out /= 2;
+        self.packets_in /= 2;
+    }
+}
+
+/// What a host did, kept per host.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Tenant and address.
+    pub key: HostKey,
+    /// Whether the address is internal.
+    pub internal: bool,
+    /// First activity seen.
+    pub first_seen: Timestamp,
+    /// Last activity seen.
+    pub last_seen: Timestamp,
+    /// ICMP errors (unreachable, time exceeded) received: answers to failed probes.
+    pub icmp_errors_received: u32,
+}
+
+/// Counters of the graph's own work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GraphStats {
+    /// Flow records applied.
+    pub flows: u64,
+    /// Records taken as replies on an existing channel.
+    pub replies: u64,
+    /// Channels removed after idling past the retention.
+    pub channels_expired: u64,
+    /// Hosts removed after idling past the retention.
+    pub hosts_expired: u64,
+    /// Channels not created because the channel limit was reached.
+    pub channels_refused: u64,
+    /// Hosts not created because the host limit was reached.
+    pub hosts_refused: u64,
+}
+
+/// Hosts and channels.
+#[derive(Debug)]
+pub struct Graph {
+    hosts: Vec<Option<Host>>,
+    host_index: FxHashMap<HostKey, HostId>,
+    free_hosts: Vec<HostId>,
+    channels: FxHashMap<ChannelKey, Channel>,
+    window_ns: u64,
+    max_hosts: usize,
+    max_channels: usize,
+    stats: GraphStats,
+}
+
+/// How a record maps onto a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Oriented {
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    /// The record describes the server's answer, not the client's request.
+    reply: bool,
+}
+
+/// Ports at or below this are services; above, a port is taken as a client's.
+const SERVICE_PORTS: u16 = 1023;
+/// The start of the range operating systems pick client ports from (RFC 6335 section 6).
+const EPHEMERAL_PORTS: u16 = 49152;
+
+impl Graph {
+    /// An empty graph whose counters cover `window_ns`, holding at most the given numbers of
+    /// hosts and channels.
+    pub fn new(window_ns: u64, max_hosts: usize, max_channels: usize) -> Graph {
+        Graph {
+            hosts: Vec::new(),
+            host_index: FxHashMap::default(),
+            free_hosts: Vec::new(),
+            channels: FxHashMap::default(),
+            window_ns: window_ns.max(1),
+            max_hosts,
+            max_channels,
+            stats: GraphStats::default(),
+        }
+    }
+
+    /// Counters of the graph's work.
+    pub fn stats(&self) -> GraphStats {
+        self.stats
+    }
+
+    /// Hosts and channels held.
+    pub fn size(&self) -> (usize, usize) {
+        (self.host_index.len(), self.channels.len())
+    }
+
+    /// A host by id.
+    pub fn host(&self, id: HostId) -> Option<&Host> {
+        self.hosts.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// A host's id.
+    pub fn host_id(&self, key: &HostKey) -> Option<HostId> {
+        self.host_index.get(key).copied()
+    }
+
+    /// Every host.
+    pub fn hosts(&self) -> impl Iterator<Item = (HostId, &Host)> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| Some((i as HostId, h.as_ref()?)))
+    }
+
+    /// Every channel.
+    pub fn channels(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.values()
+    }
+
+    /// A channel by key.
+    pub fn channel(&self, key: &ChannelKey) -> Option<&Channel> {
+        self.channels.get(key)
+    }
+
+    fn intern(&mut self, key: HostKey, internal: bool, at: Timestamp) -> Option<HostId> {
+        if let Some(&id) = self.host_index.get(&key) {
+            let h = self.hosts[id as usize]
+                .as_mut()
+                .expect("indexed hosts exist");
+            h.last_seen = h.last_seen.max(at);
+            h.first_seen = h.first_seen.min(at);
+            return Some(id);
+        }
+        if self.host_index.len() >= self.max_hosts {
+            self.stats.hosts_refused += 1;
+            return None;
+        }
+        let host = Host {
+            key,
+            internal,
+            first_seen: at,
+            last_seen: at,
+            icmp_errors_received: 0,
+        };
+        let id = match self.free_hosts.pop() {
+            Some(id) => {
+                self.hosts[id as usize] = Some(host);
+                id
+            }
+            None => {
+                self.hosts.push(Some(host));
+                (self.hosts.len() - 1) as HostId
+            }
+        };
+        self.host_index.insert(key, id);
+        Some(id)
+    }
+
+    /// Applies one flow record.
+    pub fn observe(&mut self, hosts: &Hosts, f: &FlowRecord) {
+        self.stats.flows += 1;
+        let tenant = hosts.tenant_of(f);
+        let start = if f.start.is_unset() { f.end } else { f.start };
+        let end = f.end.max(start);
+
+        if matches!(f.protocol, proto::ICMP | proto::ICMPV6) && is_icmp_error(f) {
+            // An error about a probe: the probe's sender receives it.
+            let key = hosts.host(tenant, f.dst);
+            if let Some(id) = self.intern(key, hosts.is_internal(f.dst), end) {
+                let h = self.hosts[id as usize].as_mut().expect("just interned");
+                h.icmp_errors_received = h.icmp_errors_received.saturating_add(1);
+            }
+            return;
+        }
+
+        let o = self.orient(hosts, tenant, f);
+        let client_key = hosts.host(tenant, o.client.0);
+        let server_key = hosts.host(tenant, o.server.0);
+        let Some(client) = self.intern(client_key, hosts.is_internal(o.client.0), end) else {
+            return;
+        };
+        let Some(server) = self.intern(server_key, hosts.is_internal(o.server.0), end) else {
+            return;
+        };
+        let key = ChannelKey {
+            client,
+            server,
+            port: o.server.1,
+            proto: f.protocol,
+        };
+        let window = self.window_ns;
+        if !self.channels.contains_key(&key) {
+            if self.channels.len() >= self.max_channels {
+                self.stats.channels_refused += 1;
+                return;
+            }
+            self.channels.insert(key, Channel::new(key, start));
+        }
+        let ch = self.channels.get_mut(&key).expect("present");
+        if end.as_unix_nanos().saturating_sub(ch.since.as_unix_nanos()) > window {
+            ch.halve(end.offset_nanos(-((window / 2) as i64)));
+        }
+        ch.last_seen = ch.last_seen.max(end);
+        if o.reply {
+            self.stats.replies += 1;
+            apply_reply(ch, f);
+        } else {
+            apply_request(ch, f, start);
+        }
+    }
+
+    fn orient(&self, hosts: &Hosts, tenant: u64, f: &FlowRecord) -> Oriented {
+        let a = (f.src, f.src_port);
+        let b = (f.dst, f.dst_port);
+        let forward = Oriented {
+            client: a,
+            server: b,
+            reply: false,
+        };
+        let backward = Oriented {
+            client: b,
+            server: a,
+            reply: true,
+        };
+        if matches!(f.protocol, proto::ICMP | proto::ICMPV6) {
+            return orient_icmp(f);
+        }
+        // RFC 5103: a biflow's source is the initiator.
+        if f.is_biflow() || f.reverse_tcp_flags != 0 {
+            return forward;
+        }
+        // A SYN without any ACK can only come from the side that opened the connection. (A
+        // union of flags with SYN and ACK says nothing: both sides' records carry both.)
+        if f.protocol == proto::TCP && f.tcp_flags & tcp::SYN != 0 && f.tcp_flags & tcp::ACK == 0 {
+            return forward;
+        }
+        // A channel in the other direction already exists: this is its reply.
+        if let (Some(src), Some(dst)) = (
+            self.host_index.get(&hosts.host(tenant, f.src)),
+            self.host_index.get(&hosts.host(tenant, f.dst)),
+        ) {
+            let reverse = ChannelKey {
+                client: *dst,
+                server: *src,
+                port: f.src_port,
+                proto: f.protocol,
+            };
+            if self.channels.contains_key(&reverse) {
+                return backward;
+            }
+            let same = ChannelKey {
+                client: *src,
+                server: *dst,
+                port: f.dst_port,
+                proto: f.protocol,
+            };
+            if self.channels.contains_key(&same) {
+                return forward;
+            }
+        }
+        if is_service(f.src_port, f.dst_port) {
+            backward
+        } else {
+            forward
+        }
+    }
+
+    /// Removes channels and hosts idle since before `cutoff`.
+    pub fn expire(&mut self, cutoff: Timestamp) {
+        let before = self.channels.len();
+        self.channels.retain(|_, c| c.last_seen >= cutoff);
+        self.stats.channels_expired += (before - self.channels.len()) as u64;
+        let mut in_use = vec![false; self.hosts.len()];
+        for k in self.channels.keys() {
+            in_use[k.client as usize] = true;
+            in_use[k.server as usize] = true;
+        }
+        for (id, slot) in self.hosts.iter_mut().enumerate() {
+            let idle = slot
+                .as_ref()
+                .is_some_and(|h| h.last_seen < cutoff && !in_use[id]);
+            if idle {
+                let h = slot.take().expect("checked");
+                self.host_index.remove(&h.key);
+                self.free_hosts.push(id as HostId);
+                self.stats.hosts_expired += 1;
+            }
+        }
+    }
+}
+
+/// Whether `src` looks like the service and `dst` like the client's port.
+fn is_service(src: u16, dst: u16) -> bool {
+    let service = |p: u16| p != 0 && p <= SERVICE_PORTS;
+    if service(src) != service(dst) {
+        return service(src);
+    }
+    // Two registered or two ephemeral ports: the one in the ephemeral range is the client's.
+    (src < EPHEMERAL_PORTS) && (dst >= EPHEMERAL_PORTS)
+}
+
+fn is_icmp_error(f: &FlowRecord) -> bool {
+    let ty = (f.dst_port >> 8) as u8;
+    match f.protocol {
+        proto::ICMP => matches!(ty, 3 | 11 | 12),
+        _ => matches!(ty, 1..=4),
+    }
+}
+
+fn orient_icmp(f: &FlowRecord) -> Oriented {
+    let ty = (f.dst_port >> 8) as u8;
+    let (echo_request, echo_reply): (u8, u8) = if f.protocol == proto::ICMP {
+        (8, 0)
+    } else {
+        (128, 129)
+    };
+    if ty == echo_reply {
+        let port = u16::from(echo_request) << 8;
+        return Oriented {
+            client: (f.dst, 0),
+            server: (f.src, port),
+            reply: true,
+        };
+    }
+    Oriented {
+        client: (f.src, 0),
+        server: (f.dst, u16::from(ty) << 8),
+        reply: false,
+    }
+}
+
+fn apply_request(ch: &mut Channel, f: &FlowRecord, start: Timestamp) {
+    ch.flows = ch.flows.saturating_add(1);
+    let bytes = f.scaled_octets();
+    ch.bytes_out = ch.bytes_out.saturating_add(bytes);
+    ch.packets_out = ch
+        .packets_out
+        .saturating_add(f.scaled_packets().min(u64::from(u32::MAX)) as u32);
+    ch.flags_out |= f.tcp_flags;
+    ch.push_contact(start);
+
+    // Welford's running mean and variance of request sizes.
+    let x = bytes as f32;
+    let n = ch.flows as f32;
+    let delta = x - ch.size_mean;
+    ch.size_mean += delta / n;
+    ch.size_m2 += delta * (x - ch.size_mean);
+
+    if f.is_biflow() || f.reverse_tcp_flags != 0 {
+        ch.bytes_in = ch.bytes_in.saturating_add(f.scaled_reverse_octets());
+        ch.packets_in = ch
+            .packets_in
+            .saturating_add(f.scaled_reverse_packets().min(u64::from(u32::MAX)) as u32);
+        ch.flags_in |= f.reverse_tcp_flags;
+        if biflow_succeeded(f) {
+            ch.answered = ch.answered.saturating_add(1);
+        } else {
+            ch.failed = ch.failed.saturating_add(1);
+        }
+    } else if f.protocol == proto::TCP && is_failed_attempt(f) {
+        // A client flow that never got past its SYN: no handshake completed in it.
+        ch.failed = ch.failed.saturating_add(1);
+    } else if f.protocol == proto::TCP && f.tcp_flags & tcp::ACK != 0 && f.packets >= 2 {
+        // The client acknowledged something: the server answered, even if its own flow record
+        // never reaches us (one direction exported, or sampled away).
+        ch.answered = ch.answered.saturating_add(1);
+    }
+}
+
+fn apply_reply(ch: &mut Channel, f: &FlowRecord) {
+    ch.bytes_in = ch.bytes_in.saturating_add(f.scaled_octets());
+    ch.packets_in = ch
+        .packets_in
+        .saturating_add(f.scaled_packets().min(u64::from(u32::MAX)) as u32);
+    ch.flags_in |= f.tcp_flags;
+    let refused = f.protocol == proto::TCP
+        && f.tcp_flags & tcp::RST != 0
+        && f.tcp_flags & tcp::SYN == 0
+        && f.packets <= 2;
+    if refused {
+        ch.failed = ch.failed.saturating_add(1);
+    } else {
+        ch.answered = ch.answered.saturating_add(1);
+        // A reply means the attempt was not a failure after all.
+        if ch.failed > 0 && ch.flags_in & tcp::SYN != 0 {
+            ch.failed -= 1;
+        }
+    }
+}
+
+/// A TCP flow with SYN and no ACK and at most a few packets: a connection attempt that no
+/// handshake followed (retransmitted SYNs included).
+fn is_failed_attempt(f: &FlowRecord) -> bool {
+    f.tcp_flags & tcp::SYN != 0 && f.tcp_flags & tcp::ACK == 0 && f.packets <= 3
+}
+
+fn biflow_succeeded(f: &FlowRecord) -> bool {
+    if f.protocol == proto::TCP {
+        let r = f.reverse_tcp_flags;
+        return r & tcp::SYN != 0 && r & tcp::ACK != 0
+            || (f.reverse_packets > 0 && r & tcp::RST == 0 && r != 0);
+    }
+    f.reverse_packets > 0
+}

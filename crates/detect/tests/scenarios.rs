@@ -1,0 +1,389 @@
+//! Detection on generated scenarios: each builds flows the way an exporter would report them
+//! (a request record and, where the server answers, a reply record), runs the engine over them
+//! and checks the botnests and verdicts.
+
+use botnest_detect::{Behaviour, DetectConfig, Engine, HostVerdict, Lifecycle, Role};
+use botnest_flow::{FlowRecord, Timestamp};
+use std::net::IpAddr;
+
+const T0: u64 = 1_700_000_000;
+
+/// A small deterministic generator, so scenarios are the same on every run.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() % 1_000_000) as f64 / 1_000_000.0
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn at(secs: f64) -> Timestamp {
+    Timestamp(((T0 as f64 + secs) * 1e9) as u64)
+}
+
+/// A TCP connection: the client's record and, if `answered`, the server's.
+#[allow(clippy::too_many_arguments)]
+fn tcp(
+    out: &mut Vec<FlowRecord>,
+    t: f64,
+    c: &str,
+    cport: u16,
+    s: &str,
+    sport: u16,
+    bytes: u64,
+    answered: bool,
+) {
+    let req = FlowRecord {
+        start: at(t),
+        end: at(t + 0.2),
+        src: ip(c),
+        dst: ip(s),
+        src_port: cport,
+        dst_port: sport,
+        protocol: 6,
+        tcp_flags: if answered { 0x1b } else { 0x02 },
+        octets: bytes,
+        packets: if answered { 5 } else { 1 },
+        ..Default::default()
+    };
+    out.push(req);
+    if answered {
+        out.push(FlowRecord {
+            src: ip(s),
+            dst: ip(c),
+            src_port: sport,
+            dst_port: cport,
+            tcp_flags: 0x1b,
+            octets: 400,
+            packets: 4,
+            ..req
+        });
+    }
+}
+
+fn udp(out: &mut Vec<FlowRecord>, t: f64, c: &str, cport: u16, s: &str, sport: u16, bytes: u64) {
+    let req = FlowRecord {
+        start: at(t),
+        end: at(t + 0.01),
+        src: ip(c),
+        dst: ip(s),
+        src_port: cport,
+        dst_port: sport,
+        protocol: 17,
+        octets: bytes,
+        packets: 1,
+        ..Default::default()
+    };
+    out.push(req);
+    out.push(FlowRecord {
+        src: ip(s),
+        dst: ip(c),
+        src_port: sport,
+        dst_port: cport,
+        ..req
+    });
+}
+
+/// Benign background: web browsing at random times to many servers, DNS to the resolver,
+/// NTP every 64 s, a metrics push to an internal collector every 60 s.
+fn benign(out: &mut Vec<FlowRecord>, rng: &mut Rng, host: &str, hours: f64) {
+    let mut t = rng.unit() * 30.0;
+    while t < hours * 3600.0 {
+        let server = format!("93.184.{}.{}", rng.next() % 200, 1 + rng.next() % 250);
+        let n = 1 + rng.next() % 6;
+        for i in 0..n {
+            tcp(
+                out,
+                t + i as f64 * 0.3,
+                host,
+                40000 + (rng.next() % 20000) as u16,
+                &server,
+                443,
+                500 + rng.next() % 30000,
+                true,
+            );
+        }
+        udp(
+            out,
+            t - 0.05,
+            host,
+            50000 + (rng.next() % 10000) as u16,
+            "10.0.0.2",
+            53,
+            70,
+        );
+        t += -((1.0 - rng.unit()).ln()) * 90.0;
+    }
+    let mut t = 5.0;
+    while t < hours * 3600.0 {
+        udp(out, t, host, 123, "162.159.200.1", 123, 76);
+        t += 64.0;
+    }
+    let mut t = 11.0;
+    while t < hours * 3600.0 {
+        tcp(
+            out,
+            t,
+            host,
+            30000 + (t as u16 % 1000),
+            "10.0.0.3",
+            9100,
+            1200,
+            true,
+        );
+        t += 60.0;
+    }
+}
+
+fn run(mut flows: Vec<FlowRecord>, config: DetectConfig) -> Engine {
+    flows.sort_by_key(|f| f.end);
+    let mut e = Engine::new(config);
+    for (i, f) in flows.iter().enumerate() {
+        e.observe(f);
+        if i % 256 == 0 {
+            let n = e.newest();
+            e.advance(n);
+        }
+    }
+    e.finish();
+    e
+}
+
+fn verdict<'a>(e: &'a Engine, addr: &str) -> Option<&'a HostVerdict> {
+    e.verdicts().find(|v| v.host.addr == ip(addr))
+}
+
+fn is_bot(e: &Engine, addr: &str) -> bool {
+    verdict(e, addr).is_some_and(|v| v.roles.contains(&Role::Bot))
+}
+
+#[test]
+fn jittered_beacons_of_two_bots_form_one_botnest_with_their_c2() {
+    let mut rng = Rng(7);
+    let mut flows = Vec::new();
+    for host in ["10.0.1.10", "10.0.1.11", "10.0.1.12"] {
+        benign(&mut flows, &mut rng, host, 2.0);
+    }
+    for bot in ["10.0.1.20", "10.0.1.21"] {
+        benign(&mut flows, &mut rng, bot, 2.0);
+        let mut t = rng.unit() * 60.0;
+        while t < 7200.0 {
+            // 60 s period with +-10% jitter, 1 beacon in 6 missing
+            if rng.next() % 6 != 0 {
+                tcp(
+                    &mut flows,
+                    t,
+                    bot,
+                    45000 + (rng.next() % 1000) as u16,
+                    "203.0.113.66",
+                    8080,
+                    310 + rng.next() % 20,
+                    true,
+                );
+            }
+            t += 60.0 * (0.9 + 0.2 * rng.unit());
+        }
+    }
+    let e = run(flows, DetectConfig::default());
+    assert!(
+        is_bot(&e, "10.0.1.20") && is_bot(&e, "10.0.1.21"),
+        "{:#?}",
+        e.verdicts().collect::<Vec<_>>()
+    );
+    for benign in ["10.0.1.10", "10.0.1.11", "10.0.1.12"] {
+        assert!(
+            !verdict(&e, benign).is_some_and(|v| v.flagged()),
+            "{benign} flagged: {:?}",
+            verdict(&e, benign)
+        );
+    }
+    let nests: Vec<_> = e.botnests().iter().collect();
+    assert_eq!(nests.len(), 1, "{nests:#?}");
+    let b = nests[0];
+    assert!(b.c2.contains("203.0.113.66:8080"));
+    assert!(b.members.keys().any(|h| h.addr == ip("10.0.1.20")));
+    assert!(b.members.keys().any(|h| h.addr == ip("10.0.1.21")));
+    assert_ne!(b.state, Lifecycle::Closed);
+}
+
+#[test]
+fn retry_loop_to_a_refusing_c2_is_a_bot() {
+    let mut rng = Rng(11);
+    let mut flows = Vec::new();
+    benign(&mut flows, &mut rng, "192.168.1.50", 0.2);
+    let mut t = 0.0;
+    while t < 600.0 {
+        tcp(
+            &mut flows,
+            t,
+            "192.168.1.107",
+            60000 + (t as u16 % 500),
+            "66.63.168.35",
+            5888,
+            52,
+            false,
+        );
+        t += 0.5 + 0.05 * rng.unit();
+    }
+    let e = run(flows, DetectConfig::default());
+    let v = verdict(&e, "192.168.1.107").expect("verdict");
+    assert!(v.roles.contains(&Role::Bot), "{v:?}");
+    let beacon = v
+        .evidence
+        .iter()
+        .find(|e| e.kind == Behaviour::Beaconing)
+        .unwrap();
+    assert!(beacon.detail.contains("retry loop"), "{}", beacon.detail);
+    assert_eq!(beacon.peer.unwrap().endpoint(), "66.63.168.35:5888");
+    assert!(!verdict(&e, "192.168.1.50").is_some_and(|v| v.flagged()));
+}
+
+#[test]
+fn a_scanner_and_the_host_it_infected_are_one_botnest() {
+    let mut rng = Rng(3);
+    let mut flows = Vec::new();
+    // 10.0.2.5 scans telnet across 10.0.3.0/24; 10.0.3.77 answers, then scans 10.0.4.0/24
+    for i in 0..200u32 {
+        let target = format!("10.0.3.{}", i % 254 + 1);
+        let answered = target == "10.0.3.77";
+        tcp(
+            &mut flows,
+            10.0 + f64::from(i) * 0.5,
+            "10.0.2.5",
+            50000 + i as u16,
+            &target,
+            23,
+            60,
+            answered,
+        );
+    }
+    for i in 0..200u32 {
+        let target = format!("10.0.4.{}", i % 254 + 1);
+        tcp(
+            &mut flows,
+            300.0 + f64::from(i) * 0.5,
+            "10.0.3.77",
+            40000 + i as u16,
+            &target,
+            23,
+            60,
+            rng.next() % 50 == 0,
+        );
+    }
+    let e = run(flows, DetectConfig::default());
+    assert!(is_bot(&e, "10.0.2.5"));
+    let infected = verdict(&e, "10.0.3.77").expect("verdict");
+    assert!(
+        infected
+            .evidence
+            .iter()
+            .any(|x| x.kind == Behaviour::WormSpread),
+        "{infected:?}"
+    );
+    let nest = infected.botnest.expect("in a botnest");
+    assert_eq!(verdict(&e, "10.0.2.5").unwrap().botnest, Some(nest));
+}
+
+#[test]
+fn same_addresses_in_two_tenants_are_not_confused() {
+    use botnest_detect::TenantSource;
+    let mut rng = Rng(5);
+    let mut flows = Vec::new();
+    let tag = |records: Vec<FlowRecord>, vlan: u16, flows: &mut Vec<FlowRecord>| {
+        flows.extend(records.into_iter().map(|r| FlowRecord { vlan, ..r }));
+    };
+    // Tenant 100: two bots beaconing to one C2. Tenant 200: the same two addresses, benign.
+    for bot in ["10.0.0.5", "10.0.0.6"] {
+        let mut f = Vec::new();
+        let mut t = rng.unit() * 30.0;
+        while t < 3600.0 {
+            tcp(&mut f, t, bot, 50000, "203.0.113.9", 443, 300, true);
+            t += 30.0 * (0.95 + 0.1 * rng.unit());
+        }
+        tag(f, 100, &mut flows);
+        let mut g = Vec::new();
+        benign(&mut g, &mut rng, bot, 1.0);
+        tag(g, 200, &mut flows);
+    }
+    let mut config = DetectConfig::default();
+    config.hosts.tenant_from = TenantSource::Vlan;
+    let e = run(flows, config);
+    let mut flagged: Vec<_> = e
+        .verdicts()
+        .filter(|v| v.roles.contains(&Role::Bot))
+        .map(|v| (v.host.tenant, v.host.addr.to_string()))
+        .collect();
+    flagged.sort();
+    assert_eq!(
+        flagged,
+        [(100, "10.0.0.5".to_owned()), (100, "10.0.0.6".to_owned())]
+    );
+    let nest = e.botnests().iter().next().expect("a botnest");
+    assert!(
+        nest.tenants.contains(&100) && !nest.tenants.contains(&200),
+        "{nest:?}"
+    );
+}
+
+#[test]
+fn hosts_flooding_one_victim_together_are_flooders() {
+    let mut flows = Vec::new();
+    for (i, bot) in ["10.0.5.1", "10.0.5.2", "10.0.5.3"].iter().enumerate() {
+        for s in 0..60u32 {
+            flows.push(FlowRecord {
+                start: at(100.0 + f64::from(s) + i as f64 * 0.1),
+                end: at(101.0 + f64::from(s)),
+                src: ip(bot),
+                dst: ip("198.51.100.80"),
+                src_port: 1024 + s as u16,
+                dst_port: 80,
+                protocol: 17,
+                octets: 1_200_000,
+                packets: 1000,
+                ..Default::default()
+            });
+        }
+    }
+    let e = run(flows, DetectConfig::default());
+    for bot in ["10.0.5.1", "10.0.5.2", "10.0.5.3"] {
+        let v = verdict(&e, bot).expect("verdict");
+        assert!(v.roles.contains(&Role::Flooder), "{v:?}");
+    }
+    let victim = verdict(&e, "198.51.100.80").expect("victim named");
+    assert!(victim.roles.contains(&Role::Victim));
+    assert_eq!(e.botnests().len(), 1);
+}
+
+#[test]
+fn replay_gives_the_same_findings() {
+    let mut rng = Rng(9);
+    let mut flows = Vec::new();
+    benign(&mut flows, &mut rng, "10.0.1.10", 1.0);
+    let mut t = 0.0;
+    while t < 3600.0 {
+        tcp(
+            &mut flows,
+            t,
+            "10.0.1.20",
+            45000,
+            "203.0.113.66",
+            8080,
+            310,
+            true,
+        );
+        t += 45.0;
+    }
+    let a = run(flows.clone(), DetectConfig::default());
+    let b = run(flows, DetectConfig::default());
+    assert_eq!(a.snapshot().verdicts, b.snapshot().verdicts);
+    assert_eq!(a.botnests(), b.botnests());
+}
