@@ -171,14 +171,24 @@ impl Collector {
     /// Gathers output until `done` holds for the flow records seen so far, or [`WAIT`] passed.
     /// Returns the records either way; the caller's assertions say what was missing.
     pub fn wait_for(&mut self, done: impl Fn(&[FlowRecord]) -> bool) -> Vec<FlowRecord> {
+        self.wait_until(|lines| done(&flows(lines)));
+        flows(&self.seen)
+    }
+
+    /// Gathers output until a printed object satisfies `found`, or [`WAIT`] passed.
+    pub fn wait_for_object(&mut self, found: impl Fn(&Value) -> bool) {
+        self.wait_until(|lines| json(lines).iter().any(&found));
+    }
+
+    fn wait_until(&mut self, done: impl Fn(&[String]) -> bool) {
         let deadline = Instant::now() + WAIT;
-        loop {
-            let records = flows(&self.seen);
-            if done(&records) || Instant::now() >= deadline {
-                return records;
-            }
+        while !done(&self.seen) && Instant::now() < deadline {
             if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
                 self.seen.push(line);
+                // Take whatever else is already there before checking again.
+                while let Ok(line) = self.lines.try_recv() {
+                    self.seen.push(line);
+                }
             }
         }
     }
@@ -217,6 +227,23 @@ impl Drop for Collector {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs `botnest decode --format json FILE`; its stdout lines when it succeeds.
+pub fn try_decode(file: &Path) -> Option<Vec<String>> {
+    let out = Command::new(BIN)
+        .args(["decode", "--format", "json"])
+        .arg(file)
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    })
 }
 
 /// Runs `botnest decode --format json FILE` and returns its stdout lines.
