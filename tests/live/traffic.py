@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Traffic of known size for the live exporter tests, run inside the test's namespaces.
 
-  traffic.py serve TCP_PORT UDP_PORT     accept TCP connections (reading each until EOF) and
-                                         receive UDP datagrams on all addresses, v4 and v6;
-                                         prints "ready" once listening, runs until killed
+  traffic.py serve TCP_PORT UDP_PORT     accept TCP connections and receive UDP datagrams on
+                                         all addresses, v4 and v6; prints "ready" once
+                                         listening, runs until killed. Reads each connection
+                                         until EOF, closes its side, and once that is
+                                         acknowledged prints {"port": CLIENT_PORT, "segs_out": N}
   traffic.py tcp ADDR PORT BYTES         send BYTES to ADDR:PORT, close, wait for the peer to
                                          close; prints {"port": P, "segs_out": N, "segs_in": N}:
                                          its own port and the segment counts from TCP_INFO
@@ -45,9 +47,23 @@ def serve(tcp_port, udp_port):
             elif s is udp:
                 udp.recv(65535)
             elif not s.recv(65536):
-                # The client closed its side: close ours so the connection ends with FINs.
                 conns.remove(s)
-                s.close()
+                finish(s)
+
+
+def finish(conn):
+    """Closes our side after the client closed its own; reports what we sent in all."""
+    port = conn.getpeername()[1]
+    conn.shutdown(socket.SHUT_WR)
+    # Our FIN is acknowledged when the connection reaches CLOSE (7, linux/tcp_states.h); no
+    # segment of ours can follow, so the count is final.
+    deadline = time.monotonic() + TIMEOUT
+    while conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != 7:
+        if time.monotonic() > deadline:
+            sys.exit("connection from port %d did not close" % port)
+        time.sleep(0.01)
+    print(json.dumps(dict(port=port, segs_out=tcp_info(conn)["segs_out"])), flush=True)
+    conn.close()
 
 
 def tcp_info(sock):
