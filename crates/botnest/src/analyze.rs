@@ -2,6 +2,10 @@
 
 use crate::decode::{decode_capture, decode_ipfix_file};
 use anyhow::{Context, Result};
+use botnest_collect::sources::argus::ArgusReader;
+use botnest_collect::sources::meter::RawCaptureReader;
+use botnest_collect::sources::zeek::ZeekReader;
+use botnest_collect::sources::{sniff, InputKind, LineStats};
 use botnest_collect::{Decoder, DecoderConfig, RecordMeta, Sink};
 use botnest_detect::{Botnest, DetectConfig, Engine, HostKey, HostVerdict, Role};
 use botnest_flow::{FlowRecord, Timestamp};
@@ -95,16 +99,40 @@ pub fn run(args: &AnalyzeArgs, mut config: DetectConfig, decoder: DecoderConfig)
     Ok(())
 }
 
+/// Reads one input of any kind botnest knows, feeding its flows to the engine. Bad lines of
+/// logs are counted by their readers and reported, never fatal.
 fn read_input(path: &Path, decoder: &mut Decoder, feeder: &mut Feeder<'_>) -> Result<()> {
-    let mut magic = [0u8; 2];
-    use std::io::Read;
-    std::fs::File::open(path)?
-        .read_exact(&mut magic)
-        .context("file too short")?;
-    if magic == [0, 10] {
-        decode_ipfix_file(path, decoder, feeder)
-    } else {
-        decode_capture(path, decoder, feeder)
+    match sniff(path)? {
+        InputKind::ExportCapture => decode_capture(path, decoder, feeder),
+        InputKind::IpfixFile => decode_ipfix_file(path, decoder, feeder),
+        InputKind::RawCapture => {
+            for flow in RawCaptureReader::open(path)? {
+                feeder.feed(&flow?);
+            }
+            Ok(())
+        }
+        InputKind::ZeekTsv | InputKind::ZeekJson => {
+            let mut reader = ZeekReader::open(path)?;
+            for item in reader.by_ref() {
+                feeder.feed(&item?.0);
+            }
+            report_bad_lines(path, reader.stats());
+            Ok(())
+        }
+        InputKind::Argus => {
+            let mut reader = ArgusReader::open(path)?;
+            for item in reader.by_ref() {
+                feeder.feed(&item?.0);
+            }
+            report_bad_lines(path, reader.stats());
+            Ok(())
+        }
+    }
+}
+
+fn report_bad_lines(path: &Path, stats: &LineStats) {
+    if stats.bad > 0 {
+        tracing::warn!(path = %path.display(), bad_lines = stats.bad, "lines skipped");
     }
 }
 
