@@ -21,7 +21,7 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub fn prerequisites(test: &str, tools: &[&str]) -> bool {
     let mut missing = Vec::new();
     if !is_root() {
-        missing.push("root (network namespaces and raw sockets)".to_string());
+        missing.push("root".to_string());
     }
     for tool in tools {
         if which(tool).is_none() {
