@@ -382,7 +382,7 @@ fn from_a(lab: &Lab, args: &[&str]) -> Value {
 }
 
 /// Runs the traffic helper in the switch's namespace.
-fn from_a_switch(lab: &Lab, args: &[&str]) {
+fn from_switch(lab: &Lab, args: &[&str]) {
     run(in_ns(&lab.ns('o'), "python3").arg(TRAFFIC_PY).args(args));
 }
 
@@ -593,7 +593,7 @@ fn observe(
     // traffic: once the capture file and the collector both show it, they hold everything
     // that came before it (loopback delivers in order) and can be stopped.
     let id = std::process::id();
-    from_a_switch(
+    from_switch(
         &lab,
         &[
             "send",
