@@ -478,7 +478,7 @@ impl Alerts {
                 .retain(|_, t| now.saturating_duration_since(*t) < repeat);
         }
         self.recent.insert(alert.key, now);
-        tracing::info!(host = %alert.host, kind = alert.evidence.kind.name(),
+        tracing::debug!(host = %alert.host, kind = alert.evidence.kind.name(),
             peer = alert.evidence.peer.as_deref().unwrap_or("-"), score = alert.score, "alert");
         self.last_time.clone_from(&alert.time);
         let alert = Arc::new(alert);
@@ -929,6 +929,86 @@ mod tests {
         assert_eq!(alerts.repeats(), 1);
         alerts.close();
         assert_eq!(*rec.0.lock().unwrap(), ["10.0.0.1", "10.0.0.2", "10.0.0.1"]);
+    }
+
+    /// A sink that says when a delivery starts and waits for permission to finish it.
+    struct Gate {
+        started: std::sync::mpsc::Sender<()>,
+        open: Receiver<()>,
+    }
+
+    impl Deliver for Gate {
+        fn alert(&mut self, _alert: &Alert) -> Result<()> {
+            let _ = self.started.send(());
+            let _ = self.open.recv();
+            Ok(())
+        }
+        fn suppressed(&mut self, _count: u64, _time: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stuck_sink_drops_alerts_instead_of_blocking() {
+        let config = AlertConfig {
+            queue: 1,
+            rate_per_second: 0.0,
+            ..AlertConfig::default()
+        };
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (open, open_rx) = std::sync::mpsc::channel();
+        let gate = Gate {
+            started: started_tx,
+            open: open_rx,
+        };
+        let mut alerts = Alerts::with_sinks(vec![("gate", Box::new(gate))], &config).unwrap();
+        let now = Instant::now();
+        alerts.send(alert("10.0.0.1", "a"), now);
+        started.recv().unwrap();
+        // The first alert is being delivered, the second waits in the queue, the third finds
+        // the queue full.
+        alerts.send(alert("10.0.0.2", "a"), now);
+        alerts.send(alert("10.0.0.3", "a"), now);
+        open.send(()).unwrap();
+        open.send(()).unwrap();
+        let totals = alerts.close();
+        assert_eq!(totals[0].1.sent, 2);
+        assert_eq!(totals[0].1.dropped, 1);
+    }
+
+    #[test]
+    fn undeliverable_alerts_are_counted_not_fatal() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = AlertConfig {
+            syslog: Some(format!("tcp://127.0.0.1:{closed}")),
+            webhook: Some(format!("http://127.0.0.1:{closed}/alerts")),
+            ..AlertConfig::default()
+        };
+        let mut alerts = Alerts::open(&config).unwrap();
+        alerts.send(alert("10.0.0.1", "a"), Instant::now());
+        for (name, t) in alerts.close() {
+            assert_eq!((t.sent, t.failed), (0, 1), "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_destinations_are_refused_at_start() {
+        for config in [
+            AlertConfig {
+                syslog: Some("ftp://127.0.0.1:514".to_owned()),
+                ..AlertConfig::default()
+            },
+            AlertConfig {
+                webhook: Some("127.0.0.1:8080".to_owned()),
+                ..AlertConfig::default()
+            },
+        ] {
+            assert!(Alerts::open(&config).is_err(), "{config:?}");
+        }
     }
 
     #[test]

@@ -78,9 +78,12 @@ impl SyslogServer {
             .arg("-u")
             .output()
             .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        let have = Command::new("rsyslogd").arg("-v").output().is_ok();
-        if is_root && have {
-            return SyslogServer::rsyslog(dir, udp, tcp);
+        let rsyslogd = ["rsyslogd", "/usr/sbin/rsyslogd"]
+            .into_iter()
+            .find(|p| Command::new(p).arg("-v").output().is_ok());
+        let have = rsyslogd.is_some();
+        if let (true, Some(bin)) = (is_root, rsyslogd) {
+            return SyslogServer::rsyslog(bin, dir, udp, tcp);
         }
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -93,7 +96,7 @@ impl SyslogServer {
         SyslogServer::own(udp, tcp)
     }
 
-    fn rsyslog(dir: &Path, udp: u16, tcp: u16) -> SyslogServer {
+    fn rsyslog(bin: &str, dir: &Path, udp: u16, tcp: u16) -> SyslogServer {
         let out = dir.join("syslog.out");
         let conf = dir.join("rsyslog.conf");
         std::fs::write(
@@ -112,7 +115,7 @@ impl SyslogServer {
             ),
         )
         .unwrap();
-        let child = Command::new("rsyslogd")
+        let child = Command::new(bin)
             .arg("-n")
             .arg("-f")
             .arg(&conf)
