@@ -17,7 +17,16 @@
 //! write = "/var/lib/botnest/ipfix"  # write rotated RFC 5655 files here
 //! rotate_seconds = 300
 //! rotate_bytes = 268435456
-//! state_dir = "/var/lib/botnest"    # templates kept across restarts
+//! state_dir = "/var/lib/botnest"    # templates, verdicts and botnests kept across restarts
+//!
+//! [alerts]                   # botnest run
+//! json = "/var/log/botnest/alerts.json"  # JSON lines, appended; "-" for stdout
+//! syslog = "udp://127.0.0.1:514"         # or tcp://HOST:PORT (octet counting)
+//! webhook = "http://127.0.0.1:8080/botnest"
+//! rate_per_second = 10       # per sink; 0: no limit
+//! burst = 100
+//! facility = "daemon"        # or local0 ... local7, or the number
+//! repeat_seconds = 3600      # an identical alert is not sent again within this time
 //! ```
 
 use crate::output::Format;
@@ -38,6 +47,8 @@ pub struct Config {
     pub output: OutputConfig,
     /// Detection.
     pub detect: botnest_detect::DetectConfig,
+    /// Where `botnest run` sends alerts.
+    pub alerts: crate::alerts::AlertConfig,
 }
 
 /// Output settings.
@@ -108,6 +119,8 @@ mod tests {
         assert_eq!(c.listen.allow.len(), 2);
         assert_eq!(c.decoder.template_lifetime.as_secs(), 1800);
         assert_eq!(c.output.rotate_seconds, 300);
+        assert_eq!(c.alerts.syslog.as_deref(), Some("udp://127.0.0.1:514"));
+        assert_eq!(c.alerts.facility, crate::alerts::Facility(3));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub struct HostVerdict {
     pub botnest: Option<u64>,
     /// Roles given to it by other hosts' evidence (a C2 named by a bot, a victim named by a
     /// scanner), by the accusing host.
+    #[serde(with = "crate::host::key_pairs")]
     pub named: BTreeMap<HostKey, Role>,
 }
 

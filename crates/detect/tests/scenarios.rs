@@ -387,3 +387,24 @@ fn replay_gives_the_same_findings() {
     assert_eq!(a.snapshot().verdicts, b.snapshot().verdicts);
     assert_eq!(a.botnests(), b.botnests());
 }
+
+#[test]
+fn snapshot_survives_a_round_trip_through_json() {
+    let mut rng = Rng(13);
+    let mut flows = Vec::new();
+    for bot in ["10.0.1.20", "10.0.1.21"] {
+        let mut t = rng.unit() * 60.0;
+        while t < 3600.0 {
+            tcp(&mut flows, t, bot, 45000, "203.0.113.66", 8080, 310, true);
+            t += 60.0 * (0.95 + 0.1 * rng.unit());
+        }
+    }
+    let e = run(flows, DetectConfig::default());
+    let snapshot = e.snapshot();
+    assert!(!e.botnests().is_empty());
+    let text = serde_json::to_string(&snapshot).expect("snapshot serialises");
+    let mut restored = Engine::new(DetectConfig::default());
+    restored.restore(serde_json::from_str(&text).expect("snapshot parses"));
+    assert_eq!(restored.snapshot().verdicts, snapshot.verdicts);
+    assert_eq!(restored.botnests(), e.botnests());
+}
