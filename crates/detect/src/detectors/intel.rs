@@ -147,3 +147,86 @@ fn record<'a>(
         h.outbound = outbound;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DetectConfig;
+    use crate::graph::Graph;
+    use crate::host::Hosts;
+    use crate::intel::Intel;
+    use botnest_flow::FlowRecord;
+
+    fn flow(src: &str, sport: u16, dst: &str, dport: u16, flags: u16) -> FlowRecord {
+        FlowRecord {
+            start: Timestamp(1_700_000_000_000_000_000),
+            end: Timestamp(1_700_000_000_100_000_000),
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            src_port: sport,
+            dst_port: dport,
+            protocol: 6,
+            tcp_flags: flags,
+            packets: 3,
+            octets: 200,
+            ..Default::default()
+        }
+    }
+
+    fn findings(flows: &[FlowRecord], intel: &Intel) -> Vec<Finding> {
+        let config = DetectConfig::default();
+        let hosts = Hosts::new(&config.hosts);
+        let mut graph = Graph::new(3600_000_000_000, 1000, 1000);
+        for f in flows {
+            graph.observe(&hosts, f);
+        }
+        let allow = Intel::new();
+        let ctx = Ctx {
+            graph: &graph,
+            hosts: &hosts,
+            config: &config,
+            intel,
+            allow: &allow,
+            from: Timestamp(1_699_999_000_000_000_000),
+            to: Timestamp(1_700_000_100_000_000_000),
+        };
+        let mut out = Vec::new();
+        run(&ctx, &mut out);
+        out
+    }
+
+    fn listed(target: &str) -> Intel {
+        let mut i = Intel::new();
+        i.insert(target.parse().unwrap(), "list", target);
+        i
+    }
+
+    #[test]
+    fn private_ranges_on_a_list_do_not_accuse_internal_traffic() {
+        let f = [flow("10.0.0.5", 40000, "10.0.0.9", 8080, 0x02)];
+        assert!(findings(&f, &listed("10.0.0.0/8")).is_empty());
+    }
+
+    #[test]
+    fn answering_a_listed_address_is_only_a_suspicion() {
+        let f = [
+            flow("192.0.2.10", 40000, "10.0.0.5", 22, 0x02),
+            flow("10.0.0.5", 22, "192.0.2.10", 40000, 0x12),
+        ];
+        let out = findings(&f, &listed("192.0.2.0/24"));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].evidence.score, ANSWERED_SCORE);
+        assert!(findings(&f[..1], &listed("192.0.2.0/24")).is_empty());
+    }
+
+    #[test]
+    fn an_endpoint_entry_outweighs_its_address() {
+        let f = [flow("10.0.0.5", 40000, "192.0.2.10", 443, 0x02)];
+        let out = findings(&f, &listed("192.0.2.10:443"));
+        assert_eq!(out[0].evidence.score, ENDPOINT_SCORE);
+        assert_eq!(out[0].other.unwrap().1, Role::C2);
+        assert!(findings(&f, &listed("192.0.2.10:80")).is_empty());
+        let out = findings(&f, &listed("192.0.2.10"));
+        assert_eq!(out[0].evidence.score, ADDRESS_SCORE);
+    }
+}

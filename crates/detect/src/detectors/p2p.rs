@@ -126,10 +126,20 @@ impl OverlayHistory {
         cfg: &P2pConfig,
         s: Sample,
     ) -> Option<Anomaly> {
-        let past: Vec<&Sample> = self
-            .graphs
-            .get(key)?
-            .iter()
+        // A graph without samples has been empty since sampling began.
+        let samples: Vec<Sample> = match self.graphs.get(key) {
+            Some(s) => s.iter().copied().collect(),
+            None => self
+                .taken
+                .iter()
+                .map(|&at| Sample {
+                    at,
+                    ..Sample::default()
+                })
+                .collect(),
+        };
+        let past: Vec<Sample> = samples
+            .into_iter()
             .filter(|p| p.at.as_unix_nanos() + window <= now.as_unix_nanos())
             .collect();
         if past.len() < cfg.min_history.max(1) {
@@ -584,4 +594,154 @@ fn report(
         evidence,
         other: None,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60_000_000_000;
+
+    fn at(minutes: u64) -> Timestamp {
+        Timestamp(1_700_000_000_000_000_000 + minutes * MIN)
+    }
+
+    fn sizes(nodes: u32, lcc: u32) -> BTreeMap<GraphKey, Sample> {
+        let key = GraphKey::of(proto::UDP, 30000).unwrap();
+        BTreeMap::from([(
+            key,
+            Sample {
+                at: Timestamp::default(),
+                nodes,
+                lcc,
+            },
+        )])
+    }
+
+    /// A history of six ten-minute windows of a graph of about 20 hosts.
+    fn steady() -> OverlayHistory {
+        let mut h = OverlayHistory::default();
+        for (i, n) in [20, 22, 19, 21, 20, 22].into_iter().enumerate() {
+            h.record(
+                at(10 * i as u64),
+                10 * MIN,
+                &P2pConfig::default(),
+                &sizes(n, 6),
+            );
+        }
+        h
+    }
+
+    fn judge(h: &OverlayHistory, now: Timestamp, nodes: u32, lcc: u32) -> Option<Anomaly> {
+        let key = GraphKey::of(proto::UDP, 30000).unwrap();
+        let s = Sample {
+            at: now,
+            nodes,
+            lcc,
+        };
+        h.judge(&key, now, 10 * MIN, &P2pConfig::default(), s)
+    }
+
+    #[test]
+    fn ports_fall_into_their_classes() {
+        let class = |p| GraphKey::of(proto::TCP, p).unwrap().class;
+        assert_eq!(class(443), PortClass::WellKnown(443));
+        assert_eq!(class(1024), PortClass::Registered);
+        assert_eq!(class(49151), PortClass::Registered);
+        assert_eq!(class(49152), PortClass::Ephemeral);
+        assert_eq!(GraphKey::of(proto::ICMP, 2048), None);
+    }
+
+    #[test]
+    fn a_component_growing_past_its_history_is_anomalous() {
+        let h = steady();
+        let a = judge(&h, at(60), 24, 40).expect("anomalous");
+        assert!(a.lcc);
+        assert!((a.mean_lcc - 6.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ordinary_variation_is_not_anomalous() {
+        let h = steady();
+        assert!(judge(&h, at(60), 23, 8).is_none());
+    }
+
+    #[test]
+    fn too_short_a_history_judges_nothing() {
+        let mut h = OverlayHistory::default();
+        for i in 0..3 {
+            h.record(at(10 * i), 10 * MIN, &P2pConfig::default(), &sizes(5, 2));
+        }
+        assert!(judge(&h, at(30), 500, 500).is_none());
+    }
+
+    #[test]
+    fn samples_are_taken_once_per_window_and_bounded() {
+        let mut h = OverlayHistory::default();
+        let cfg = P2pConfig {
+            history: 4,
+            ..P2pConfig::default()
+        };
+        for m in 0..100 {
+            h.record(at(m), 10 * MIN, &cfg, &sizes(5, 2));
+        }
+        let samples = h.graphs.values().next().unwrap();
+        assert_eq!(samples.len(), 4);
+        assert_eq!(h.taken.len(), 4);
+        assert_eq!(samples.back().unwrap().at, at(90));
+    }
+
+    #[test]
+    fn a_graph_new_since_sampling_began_has_an_empty_history() {
+        let mut h = OverlayHistory::default();
+        let cfg = P2pConfig::default();
+        for i in 0..5 {
+            h.record(at(10 * i), 10 * MIN, &cfg, &BTreeMap::new());
+        }
+        assert!(judge(&h, at(50), 30, 30).is_some());
+        h.record(at(50), 10 * MIN, &cfg, &sizes(30, 30));
+        assert_eq!(h.graphs.values().next().unwrap().len(), 6);
+    }
+
+    fn view(peers: usize, answered: usize, short: bool, ports: usize) -> HostView {
+        let mut v = HostView::default();
+        for i in 0..peers {
+            v.contact(
+                i as HostId,
+                Contact {
+                    port: Some(20000 + (i % ports) as u16),
+                    proto: proto::UDP,
+                    answered: i < answered,
+                    short,
+                    flows: 1,
+                    first: at(0),
+                    last: at(1),
+                },
+            );
+        }
+        v
+    }
+
+    #[test]
+    fn many_failing_short_contacts_on_random_ports_make_a_verdict_alone() {
+        let cfg = P2pConfig::default();
+        let (s, m) = probe_score(&view(120, 6, true, 120), 0, &cfg).unwrap();
+        assert!(s >= 0.6, "{s} {m:?}");
+    }
+
+    #[test]
+    fn few_peers_or_answered_contacts_stay_below_a_verdict() {
+        let cfg = P2pConfig::default();
+        let (s, _) = probe_score(&view(30, 2, true, 30), 0, &cfg).unwrap();
+        assert!(s < 0.6, "{s}");
+        let (s, _) = probe_score(&view(200, 160, true, 200), 0, &cfg).unwrap();
+        assert!(s < 0.6, "{s}");
+        assert!(probe_score(&view(10, 0, true, 10), 0, &cfg).is_none());
+    }
+
+    #[test]
+    fn one_port_for_every_peer_is_a_service_not_an_overlay() {
+        let cfg = P2pConfig::default();
+        assert!(probe_score(&view(120, 0, true, 3), 0, &cfg).is_none());
+    }
 }
