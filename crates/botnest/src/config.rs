@@ -18,6 +18,10 @@
 //! rotate_seconds = 300
 //! rotate_bytes = 268435456
 //! state_dir = "/var/lib/botnest"    # templates kept across restarts
+//!
+//! [detect]
+//! allow = ["10.1.2.3", "198.51.100.0/24", "203.0.113.5:443"]  # never reported
+//! blocklists = ["/etc/botnest/feodo.csv", "/etc/botnest/drop.txt"]
 //! ```
 
 use crate::output::Format;
@@ -108,6 +112,14 @@ mod tests {
         assert_eq!(c.listen.allow.len(), 2);
         assert_eq!(c.decoder.template_lifetime.as_secs(), 1800);
         assert_eq!(c.output.rotate_seconds, 300);
+        assert_eq!(c.detect.allow.len(), 3);
+        assert_eq!(c.detect.allow[2].to_string(), "203.0.113.5:443");
+        assert_eq!(c.detect.blocklists.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_allow_entry_is_refused() {
+        assert!(toml::from_str::<Config>("[detect]\nallow = [\"example.com\"]").is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod analyze;
 mod collect;
 mod config;
 mod decode;
+mod intel;
 mod output;
 
 use anyhow::Result;

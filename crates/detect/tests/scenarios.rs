@@ -507,7 +507,6 @@ fn a_peer_to_peer_overlay_of_internal_bots_is_one_botnest_and_bystanders_stay_cl
 
 #[test]
 fn browsing_quic_and_busy_service_clients_are_not_peer_to_peer() {
-    let mut rng = Rng(23);
     let mut flows = Vec::new();
     // Many HTTPS servers over TCP and QUIC, all answering.
     for i in 0..300u32 {

@@ -176,7 +176,7 @@ mod tests {
     fn findings(flows: &[FlowRecord], intel: &Intel) -> Vec<Finding> {
         let config = DetectConfig::default();
         let hosts = Hosts::new(&config.hosts);
-        let mut graph = Graph::new(3600_000_000_000, 1000, 1000);
+        let mut graph = Graph::new(3_600_000_000_000, 1000, 1000);
         for f in flows {
             graph.observe(&hosts, f);
         }
