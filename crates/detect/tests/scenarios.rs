@@ -794,3 +794,51 @@ fn allowed_endpoints_and_hosts_produce_no_findings() {
     };
     assert!(is_bot(&run(beacon_loop(), config), "192.168.1.107"));
 }
+
+#[test]
+fn scan_targets_on_fixed_high_ports_are_not_named_as_overlay_peers() {
+    let mut rng = Rng(41);
+    let mut flows = Vec::new();
+    let bot = "10.0.13.7";
+    // Exploit scanning on three fixed ports, a few targets answering...
+    for i in 0..120u32 {
+        let target = format!("198.18.{}.{}", i / 200, 1 + i % 200);
+        let port = [8080, 2323, 9527][(i % 3) as usize];
+        let t = f64::from(i) * 0.5;
+        tcp(
+            &mut flows,
+            t,
+            bot,
+            40000 + i as u16,
+            &target,
+            port,
+            60,
+            i % 40 == 0,
+        );
+    }
+    // ...and peer discovery to random addresses and ports, none answering.
+    for i in 0..100u32 {
+        let peer = format!("{}.{}.{}.9", 30 + i, rng.next() % 250, rng.next() % 250);
+        let port = high_port(&mut rng);
+        udp_probe(
+            &mut flows,
+            f64::from(i) * 0.7,
+            bot,
+            11694,
+            &peer,
+            port,
+            37,
+            false,
+        );
+    }
+    let e = run(flows, DetectConfig::default());
+    assert!(is_bot(&e, bot));
+    let v = verdict(&e, bot).unwrap();
+    let p2p = v
+        .evidence
+        .iter()
+        .find(|x| x.kind == Behaviour::PeerToPeer)
+        .expect("peer-to-peer evidence");
+    assert!(p2p.detail.contains("100% unanswered"), "{}", p2p.detail);
+    assert!(e.verdicts().all(|v| !v.roles.contains(&Role::Peer)));
+}

@@ -34,6 +34,9 @@ const EPHEMERAL_PORTS: u16 = 49152;
 const SHORT_PACKETS: u32 = 6;
 /// Most bytes per request of a short contact.
 const SHORT_BYTES: u64 = 2000;
+/// Distinct servers one host reaches on one port from which the port is a service it uses
+/// (or scans), not a peer's port of its own choosing.
+const SERVICE_FANOUT: u32 = 4;
 
 /// Which ports one protocol graph covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -383,16 +386,28 @@ impl HostView {
     }
 }
 
-/// Gathers each internal host's high-port contacts and the peers it answered.
+/// Gathers each internal host's high-port contacts and the peers it answered. Contacts on a
+/// port the host reaches many servers on are left out: that is a service it uses (or scans,
+/// which the fan-out detector judges), while overlay peers each listen on a port of their own.
 fn host_views(ctx: &Ctx<'_>) -> FxHashMap<HostId, HostView> {
+    let high = || {
+        ctx.active()
+            .filter(|c| c.key.port >= HIGH_PORTS && counted(ctx, c))
+    };
+    let mut servers: FxHashMap<(HostId, u16, u8), u32> = FxHashMap::default();
+    for ch in high().filter(|c| c.flows > 0) {
+        *servers
+            .entry((ch.key.client, ch.key.port, ch.key.proto))
+            .or_default() += 1;
+    }
     let mut views: FxHashMap<HostId, HostView> = FxHashMap::default();
-    for ch in ctx
-        .active()
-        .filter(|c| c.key.port >= HIGH_PORTS && counted(ctx, c))
-    {
+    for ch in high() {
         let k = ch.key;
         let answered = ch.answered > 0 || ch.packets_in > 0;
-        if ch.flows > 0 && ctx.internal(k.client) {
+        let service = servers
+            .get(&(k.client, k.port, k.proto))
+            .is_some_and(|&n| n >= SERVICE_FANOUT);
+        if ch.flows > 0 && ctx.internal(k.client) && !service {
             let short = ch.packets_out <= SHORT_PACKETS * ch.flows
                 && ch.bytes_out <= SHORT_BYTES * u64::from(ch.flows);
             let c = Contact {
@@ -575,7 +590,10 @@ fn report(
             host,
             role: Role::Bot,
             evidence: Evidence {
-                detail: format!("a peer of the overlay: answered its {} requests", c.flows),
+                detail: match c.flows {
+                    1 => "a peer of the overlay: answered the one request sent".to_owned(),
+                    n => format!("a peer of the overlay: answered, {n} requests sent"),
+                },
                 peer: Some(Peer {
                     host: peer,
                     port: c.port,
