@@ -557,3 +557,69 @@ fn biflow_succeeded(f: &FlowRecord) -> bool {
     }
     f.reverse_packets > 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::HostConfig;
+
+    #[test]
+    fn a_channel_costs_at_most_256_bytes() {
+        // A hash table entry holds the key and the channel, plus one control byte; the table
+        // keeps at least one eighth of its slots free.
+        let entry = std::mem::size_of::<(ChannelKey, Channel)>() + 1;
+        assert!(entry * 8 / 7 <= 256, "{entry} bytes per channel");
+    }
+
+    fn flow(src: &str, sp: u16, dst: &str, dp: u16, flags: u16, t: u64) -> FlowRecord {
+        FlowRecord {
+            start: Timestamp::from_unix_secs(t),
+            end: Timestamp::from_unix_secs(t),
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            src_port: sp,
+            dst_port: dp,
+            protocol: proto::TCP,
+            tcp_flags: flags,
+            packets: 3,
+            octets: 200,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_request_and_its_reply_share_one_channel() {
+        let hosts = Hosts::new(&HostConfig::default());
+        let mut g = Graph::new(3_600_000_000_000, 100, 100);
+        g.observe(&hosts, &flow("10.0.0.1", 40000, "192.0.2.1", 443, 0x1b, 100));
+        g.observe(&hosts, &flow("192.0.2.1", 443, "10.0.0.1", 40000, 0x1b, 100));
+        assert_eq!(g.size(), (2, 1));
+        let ch = g.channels().next().unwrap();
+        assert_eq!(ch.key.port, 443);
+        assert_eq!((ch.flows, ch.bytes_out, ch.bytes_in), (1, 200, 200));
+        assert!(ch.answered >= 1);
+    }
+
+    #[test]
+    fn a_reply_seen_first_is_oriented_by_its_ports() {
+        let hosts = Hosts::new(&HostConfig::default());
+        let mut g = Graph::new(3_600_000_000_000, 100, 100);
+        g.observe(&hosts, &flow("192.0.2.1", 22, "10.0.0.1", 51000, 0x1b, 100));
+        let ch = g.channels().next().unwrap();
+        assert_eq!(ch.key.port, 22);
+        assert_eq!(g.host(ch.key.client).unwrap().key.addr.to_string(), "10.0.0.1");
+    }
+
+    #[test]
+    fn idle_state_expires_and_limits_hold() {
+        let hosts = Hosts::new(&HostConfig::default());
+        let mut g = Graph::new(3_600_000_000_000, 3, 2);
+        for i in 0..10u16 {
+            g.observe(&hosts, &flow("10.0.0.1", 40000 + i, &format!("192.0.2.{i}"), 80, 0x02, 100));
+        }
+        assert!(g.size().0 <= 3 && g.size().1 <= 2);
+        assert!(g.stats().hosts_refused + g.stats().channels_refused > 0);
+        g.expire(Timestamp::from_unix_secs(1000));
+        assert_eq!(g.size(), (0, 0));
+    }
+}

@@ -468,7 +468,15 @@ fn packet_info(
             // The fixed header is not part of the payload length (RFC 8200 section 3).
             (src, dst, u64::from(header.payload_length()) + 40, transport)
         }
-        Some(LaxNetSlice::Arp(_)) | None => return Err(FrameSkip::NotIp),
+        Some(LaxNetSlice::Arp(_)) => return Err(FrameSkip::NotIp),
+        // No IP layer: either none was announced, or its header could not be read.
+        None => {
+            return Err(match &sliced.stop_err {
+                None => FrameSkip::NotIp,
+                Some((etherparse::err::packet::SliceError::Len(_), _)) => FrameSkip::Truncated,
+                Some(_) => FrameSkip::Malformed,
+            })
+        }
     };
     let (src_port, dst_port, tcp_flags) = match transport.header {
         Some(bytes) => ports(transport.protocol, bytes)?,

@@ -188,12 +188,12 @@ pub enum SourceError {
         reason: String,
     },
     /// The file is a Zeek log, but not a conn log.
-    #[error("{}: not a zeek conn log: no {field} field", path.display())]
+    #[error("{}: not a zeek conn log: {reason}", path.display())]
     NotConnLog {
         /// The file.
         path: PathBuf,
-        /// The first required field that is missing.
-        field: &'static str,
+        /// Which required field is missing, or which log it is instead.
+        reason: String,
     },
     /// The file is not an Argus CSV flow file.
     #[error("{}: not an argus flow file: {reason}", path.display())]

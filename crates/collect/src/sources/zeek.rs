@@ -90,6 +90,14 @@ const FIELDS: [Field; 17] = [
 ];
 /// Fields without which a log is not a conn log.
 const REQUIRED: [Field; 4] = [Field::Ts, Field::OrigH, Field::RespH, Field::Proto];
+/// Fields of which a conn log has at least one (other logs, like dns.log, have the ones above).
+const CONN_ONLY: [Field; 5] = [
+    Field::ConnState,
+    Field::Duration,
+    Field::OrigPkts,
+    Field::OrigIpBytes,
+    Field::OrigBytes,
+];
 
 impl Field {
     fn from_name(name: &str) -> Option<Field> {
@@ -268,6 +276,16 @@ impl<R: BufRead> ZeekReader<R> {
         match name {
             "#unset_field" => header.unset = parts.next().unwrap_or("-").to_string(),
             "#empty_field" => header.empty = parts.next().unwrap_or("(empty)").to_string(),
+            // Zeek names the log stream; conn_long and similar keep the conn fields.
+            "#path" => match parts.next() {
+                Some(path) if !path.starts_with("conn") => {
+                    return Err(SourceError::NotConnLog {
+                        path: self.path.clone(),
+                        reason: format!("a {path} log"),
+                    })
+                }
+                _ => {}
+            },
             "#fields" => {
                 header.columns = parts
                     .map(|column| column.split_whitespace().map(Field::from_name).collect())
@@ -283,13 +301,17 @@ impl<R: BufRead> ZeekReader<R> {
         &self,
         present: impl Iterator<Item = Field> + Clone,
     ) -> Result<(), SourceError> {
+        let not_conn = |reason: String| SourceError::NotConnLog {
+            path: self.path.clone(),
+            reason,
+        };
         for field in REQUIRED {
             if !present.clone().any(|f| f == field) {
-                return Err(SourceError::NotConnLog {
-                    path: self.path.clone(),
-                    field: field.name(),
-                });
+                return Err(not_conn(format!("no {} field", field.name())));
             }
+        }
+        if !present.clone().any(|f| CONN_ONLY.contains(&f)) {
+            return Err(not_conn("no connection state or counters".into()));
         }
         Ok(())
     }
@@ -416,11 +438,8 @@ fn tsv_values<'a>(header: &TsvHeader, line: &'a str) -> Result<Values<'a>, LineE
         });
     }
     for (text, fields) in line.split(header.separator.as_str()).zip(&header.columns) {
-        let parts: Vec<&str> = if fields.len() > 1 {
-            text.splitn(fields.len(), char::is_whitespace)
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .collect()
+        let parts = if fields.len() > 1 {
+            split_joined(text, fields.len())
         } else {
             vec![text]
         };
@@ -432,6 +451,21 @@ fn tsv_values<'a>(header: &TsvHeader, line: &'a str) -> Result<Values<'a>, LineE
         }
     }
     Ok(values)
+}
+
+/// Splits a space-joined column into at most `n` values; the last keeps any inner spaces.
+fn split_joined(text: &str, n: usize) -> Vec<&str> {
+    let mut parts = Vec::with_capacity(n);
+    let mut rest = text.trim();
+    while parts.len() + 1 < n && !rest.is_empty() {
+        let (part, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        parts.push(part);
+        rest = tail.trim_start();
+    }
+    if !rest.is_empty() {
+        parts.push(rest);
+    }
+    parts
 }
 
 /// Reads the fields of a JSON line; numbers are kept as their text.
