@@ -27,6 +27,10 @@
 //! burst = 100
 //! facility = "daemon"        # or local0 ... local7, or the number
 //! repeat_seconds = 3600      # an identical alert is not sent again within this time
+//!
+//! [detect]
+//! allow = ["10.1.2.3", "198.51.100.0/24", "203.0.113.5:443"]  # never reported
+//! blocklists = ["/etc/botnest/feodo.csv", "/etc/botnest/drop.txt"]
 //! ```
 
 use crate::output::Format;
@@ -121,6 +125,14 @@ mod tests {
         assert_eq!(c.output.rotate_seconds, 300);
         assert_eq!(c.alerts.syslog.as_deref(), Some("udp://127.0.0.1:514"));
         assert_eq!(c.alerts.facility, crate::alerts::Facility(3));
+        assert_eq!(c.detect.allow.len(), 3);
+        assert_eq!(c.detect.allow[2].to_string(), "203.0.113.5:443");
+        assert_eq!(c.detect.blocklists.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_allow_entry_is_refused() {
+        assert!(toml::from_str::<Config>("[detect]\nallow = [\"example.com\"]").is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod analyze;
 mod collect;
 mod config;
 mod decode;
+mod intel;
 mod output;
 mod run;
 
