@@ -275,3 +275,76 @@ mod tests {
         assert!(load(&[a, dir.path().join("missing")]).is_err());
     }
 }
+
+/// Blocklist files watched for changes, reloaded without a restart.
+#[derive(Debug)]
+pub struct Watched {
+    paths: Vec<PathBuf>,
+    stamps: Vec<Option<std::time::SystemTime>>,
+}
+
+impl Watched {
+    /// Watches these files; nothing is loaded until [`Watched::reload_if_changed`].
+    pub fn new(paths: Vec<PathBuf>) -> Watched {
+        let stamps = vec![None; paths.len()];
+        Watched { paths, stamps }
+    }
+
+    fn current(&self) -> Vec<Option<std::time::SystemTime>> {
+        self.paths
+            .iter()
+            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .collect()
+    }
+
+    /// Loads the lists again when any file changed (or on the first call); `None` when nothing
+    /// changed. A list that fails to load keeps the previous lists in force and is logged.
+    pub fn reload_if_changed(&mut self) -> Option<Intel> {
+        if self.paths.is_empty() {
+            return None;
+        }
+        let now = self.current();
+        if now == self.stamps {
+            return None;
+        }
+        self.stamps = now;
+        match load(&self.paths) {
+            Ok((intel, stats)) => {
+                tracing::info!(
+                    files = stats.files,
+                    entries = stats.entries,
+                    skipped_lines = stats.skipped,
+                    "blocklists loaded"
+                );
+                Some(intel)
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "blocklists not reloaded; the previous lists stay in force");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod watch_tests {
+    use super::*;
+
+    #[test]
+    fn blocklists_reload_when_a_file_changes_and_not_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.txt");
+        std::fs::write(&path, "198.51.100.7\n").unwrap();
+        let mut w = Watched::new(vec![path.clone()]);
+        let first = w.reload_if_changed().expect("first load");
+        assert!(first.contains("198.51.100.7".parse().unwrap(), None));
+        assert!(w.reload_if_changed().is_none());
+
+        std::fs::write(&path, "203.0.113.9\n").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
+        let second = w.reload_if_changed().expect("reloaded");
+        assert!(second.contains("203.0.113.9".parse().unwrap(), None));
+        assert!(!second.contains("198.51.100.7".parse().unwrap(), None));
+    }
+}

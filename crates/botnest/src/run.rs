@@ -70,7 +70,12 @@ pub fn run(args: &RunArgs, mut config: Config) -> Result<()> {
     let collector = Collector::start(&config.listen, decoder, forwarding.make_sink)
         .context("cannot open the listening sockets")?;
     eprintln!("{}", startup_line(&config, &alerts, state_dir.as_deref()));
+    let mut blocklists = crate::intel::Watched::new(config.detect.blocklists.clone());
+    if let Some(intel) = blocklists.reload_if_changed() {
+        engine.set_intel(intel);
+    }
     let detection = Detection {
+        blocklists,
         engine,
         alerts,
         clock: EventClock::default(),
@@ -227,6 +232,7 @@ impl EventClock {
 
 /// The detection thread's state.
 struct Detection {
+    blocklists: crate::intel::Watched,
     engine: Engine,
     alerts: Alerts,
     clock: EventClock,
@@ -254,6 +260,10 @@ impl Detection {
             self.drain();
             if self.last_save.elapsed() >= SAVE_EVERY {
                 self.save();
+                // Blocklists are checked for changes as often as the state is saved.
+                if let Some(intel) = self.blocklists.reload_if_changed() {
+                    self.engine.set_intel(intel);
+                }
             }
         }
         self
