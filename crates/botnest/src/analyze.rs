@@ -266,6 +266,18 @@ fn botnest_json(engine: &Engine, b: &Botnest) -> Value {
         "tenants": b.tenants.iter().map(|t| engine.hosts().tenant_name(*t)).collect::<Vec<_>>(),
         "first_seen": rfc3339(b.first_seen),
         "last_seen": rfc3339(b.last_seen),
+        "flows": b.flows.iter().map(|f| json!({
+            "client": f.client.addr.to_string(),
+            "server": f.server.addr.to_string(),
+            "port": f.port,
+            "proto": f.proto,
+            "flows": f.flows,
+            "failed": f.failed,
+            "bytes_out": f.bytes_out,
+            "bytes_in": f.bytes_in,
+            "first_seen": rfc3339(f.first_seen),
+            "last_seen": rfc3339(f.last_seen),
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -342,7 +342,12 @@ mod watch_tests {
 
         std::fs::write(&path, "203.0.113.9\n").unwrap();
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-        std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
         let second = w.reload_if_changed().expect("reloaded");
         assert!(second.contains("203.0.113.9".parse().unwrap(), None));
         assert!(!second.contains("198.51.100.7".parse().unwrap(), None));

@@ -308,8 +308,58 @@ impl Engine {
                 members,
             });
         }
+        self.representative_flows();
         for host in changed {
             self.alert(host, at);
+        }
+    }
+
+    /// Gives each botnest the channels behind its members' evidence, while the graph still
+    /// holds them; a botnest keeps its last ones once they expire.
+    fn representative_flows(&mut self) {
+        for b in self.botnests.iter_mut() {
+            let mut flows = Vec::new();
+            for member in b.members.keys() {
+                let Some(v) = self.verdicts.get(member) else {
+                    continue;
+                };
+                let Some(client) = self.graph.host_id(member) else {
+                    continue;
+                };
+                for e in &v.evidence {
+                    let Some(peer) = e.peer else { continue };
+                    let Some(server) = self.graph.host_id(&peer.host) else {
+                        continue;
+                    };
+                    let key = crate::graph::ChannelKey {
+                        client,
+                        server,
+                        port: peer.port.unwrap_or(0),
+                        proto: peer.proto,
+                    };
+                    if let Some(ch) = self.graph.channel(&key) {
+                        flows.push(crate::botnest::FlowSummary {
+                            client: *member,
+                            server: peer.host,
+                            port: key.port,
+                            proto: key.proto,
+                            flows: ch.flows,
+                            failed: ch.failed,
+                            bytes_out: ch.bytes_out,
+                            bytes_in: ch.bytes_in,
+                            first_seen: ch.first_seen,
+                            last_seen: ch.last_seen,
+                        });
+                    }
+                }
+            }
+            if flows.is_empty() {
+                continue;
+            }
+            flows.sort_by(|a, b| b.flows.cmp(&a.flows).then(a.client.cmp(&b.client)));
+            flows.dedup_by(|a, b| a.client == b.client && a.server == b.server && a.port == b.port);
+            flows.truncate(crate::botnest::REPRESENTATIVE_FLOWS);
+            b.flows = flows;
         }
     }
 
