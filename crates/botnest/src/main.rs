@@ -4,6 +4,7 @@ mod analyze;
 mod collect;
 mod config;
 mod decode;
+mod evaluate;
 mod output;
 
 use anyhow::Result;
@@ -32,6 +33,8 @@ enum Command {
     Collect(collect::CollectArgs),
     /// Find botnets in recorded data: captures, IPFIX files, Zeek and Argus logs.
     Analyze(analyze::AnalyzeArgs),
+    /// Score verdicts against labelled data: per host, per time window (CTU-13), C2 named.
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 fn main() {
@@ -52,6 +55,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Decode(args) => decode::run(&args, config.decoder),
         Command::Collect(args) => collect::run(&args, config),
         Command::Analyze(args) => analyze::run(&args, config.detect, config.decoder),
+        Command::Evaluate(args) => evaluate::run(&args, config.detect, config.decoder),
     }
 }
 
