@@ -145,7 +145,7 @@ fn unlabelled_input_without_truth_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("conn.log");
     let mut log = ZeekLog::new(false);
-    log.udp(1_700_000_000.0, "10.0.0.1", 5353, "10.0.0.2", 53, 60, 90);
+    log.udp(T0, ("10.0.0.1", 5353), ("10.0.0.2", 53), (60, 90));
     log.write(&path);
     let out = Command::new(BIN)
         .args(["evaluate"])
@@ -174,7 +174,13 @@ fn generated_bots_with_a_shared_c2_are_flagged_and_their_c2_named() {
             if rng.next() % 6 != 0 {
                 let port = 45000 + (rng.next() % 1000) as u16;
                 let size = 310 + rng.next() % 20;
-                log.tcp_labelled(T0 + t, bot, port, "203.0.113.66", 8080, size, 400, true);
+                log.tcp(
+                    T0 + t,
+                    (bot, port),
+                    ("203.0.113.66", 8080),
+                    (size, 400),
+                    true,
+                );
             }
             t += 60.0 * (0.9 + 0.2 * rng.unit());
         }
@@ -300,47 +306,16 @@ impl ZeekLog {
         self.lines.push((ts, line));
     }
 
-    /// A TCP connection, answered (completed) or not (a lone SYN).
-    #[allow(clippy::too_many_arguments)]
-    fn tcp_labelled(
-        &mut self,
-        ts: f64,
-        c: &str,
-        cport: u16,
-        s: &str,
-        sport: u16,
-        bytes: u64,
-        rbytes: u64,
-        malicious: bool,
-    ) {
-        self.push(
-            ts,
-            (c, cport),
-            (s, sport),
-            "tcp",
-            "SF",
-            "ShADadFf",
-            (5, bytes, 4, rbytes),
-            malicious,
-        );
+    /// A completed TCP connection: client and server endpoints, bytes each way.
+    fn tcp(&mut self, ts: f64, c: (&str, u16), s: (&str, u16), bytes: (u64, u64), bad: bool) {
+        let counts = (5, bytes.0, 4, bytes.1);
+        self.push(ts, c, s, "tcp", "SF", "ShADadFf", counts, bad);
     }
 
-    fn tcp(&mut self, ts: f64, c: &str, cport: u16, s: &str, sport: u16, bytes: u64, rbytes: u64) {
-        self.tcp_labelled(ts, c, cport, s, sport, bytes, rbytes, false);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn udp(&mut self, ts: f64, c: &str, cport: u16, s: &str, sport: u16, bytes: u64, rbytes: u64) {
-        self.push(
-            ts,
-            (c, cport),
-            (s, sport),
-            "udp",
-            "SF",
-            "Dd",
-            (1, bytes, 1, rbytes),
-            false,
-        );
+    /// A UDP request and its answer.
+    fn udp(&mut self, ts: f64, c: (&str, u16), s: (&str, u16), bytes: (u64, u64)) {
+        let counts = (1, bytes.0, 1, bytes.1);
+        self.push(ts, c, s, "udp", "SF", "Dd", counts, false);
     }
 
     /// Writes the log, its lines in time order as Zeek writes them.
@@ -375,39 +350,38 @@ fn benign(log: &mut ZeekLog, rng: &mut Rng, host: &str, hours: f64) {
     while t < end {
         let server = format!("93.184.{}.{}", rng.next() % 200, 1 + rng.next() % 250);
         let dns_port = 50000 + (rng.next() % 10000) as u16;
-        log.udp(T0 + t - 0.05, host, dns_port, "10.0.0.2", 53, 70, 130);
+        log.udp(T0 + t - 0.05, (host, dns_port), ("10.0.0.2", 53), (70, 130));
         for i in 0..1 + rng.next() % 6 {
             let port = 40000 + (rng.next() % 20000) as u16;
             let bytes = 500 + rng.next() % 30000;
             let rbytes = 2000 + rng.next() % 200_000;
-            log.tcp(
-                T0 + t + i as f64 * 0.3,
-                host,
-                port,
-                &server,
-                443,
-                bytes,
-                rbytes,
-            );
+            let ts = T0 + t + i as f64 * 0.3;
+            log.tcp(ts, (host, port), (&server, 443), (bytes, rbytes), false);
         }
         t += rng.wait(180.0);
     }
     let mut t = rng.unit() * 1024.0;
     while t < end {
-        log.udp(T0 + t, host, 123, "162.159.200.1", 123, 76, 76);
+        log.udp(T0 + t, (host, 123), ("162.159.200.1", 123), (76, 76));
         t += 1024.0;
     }
     let mut t = rng.unit() * 3600.0;
     while t < end {
         let port = 30000 + (rng.next() % 20000) as u16;
-        log.tcp(T0 + t, host, port, "91.189.91.49", 443, 900, 5200);
+        log.tcp(
+            T0 + t,
+            (host, port),
+            ("91.189.91.49", 443),
+            (900, 5200),
+            false,
+        );
         t += 3600.0;
     }
     if rng.next() % 4 == 0 {
         let mut t = rng.unit() * 60.0;
         while t < end {
             let port = 30000 + (rng.next() % 20000) as u16;
-            log.tcp(T0 + t, host, port, "10.0.0.3", 9100, 1200, 300);
+            log.tcp(T0 + t, (host, port), ("10.0.0.3", 9100), (1200, 300), false);
             t += 60.0;
         }
     }
