@@ -44,6 +44,8 @@ enum Target {
     InputInterface,
     OutputInterface,
     IcmpTypeCode,
+    IcmpType,
+    IcmpCode,
     SamplingInterval,
     SamplingPacketInterval,
     SamplingPacketSpace,
@@ -145,6 +147,8 @@ fn target_of(element: ElementId) -> Option<Target> {
         INGRESS_INTERFACE => InputInterface,
         EGRESS_INTERFACE => OutputInterface,
         ICMP_TYPE_CODE_IPV4 | ICMP_TYPE_CODE_IPV6 => IcmpTypeCode,
+        ICMP_TYPE_IPV4 | ICMP_TYPE_IPV6 => IcmpType,
+        ICMP_CODE_IPV4 | ICMP_CODE_IPV6 => IcmpCode,
         SAMPLING_INTERVAL | SAMPLER_RANDOM_INTERVAL => SamplingInterval,
         SAMPLING_PACKET_INTERVAL => SamplingPacketInterval,
         SAMPLING_PACKET_SPACE => SamplingPacketSpace,
@@ -207,6 +211,8 @@ struct Scratch {
     duration_us: Option<u64>,
     system_init_ms: Option<u64>,
     icmp: Option<u16>,
+    icmp_type: Option<u8>,
+    icmp_code: Option<u8>,
     sampling_packet_interval: Option<u64>,
     sampling_packet_space: Option<u64>,
     sampling_probability: Option<f64>,
@@ -384,6 +390,8 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
         InputInterface => out.input_interface = uint(v).unwrap_or(0) as u32,
         OutputInterface => out.output_interface = uint(v).unwrap_or(0) as u32,
         IcmpTypeCode => s.icmp = uint(v).map(|x| x as u16),
+        IcmpType => s.icmp_type = uint(v).map(|x| x as u8),
+        IcmpCode => s.icmp_code = uint(v).map(|x| x as u8),
         SamplingInterval => s.sampling_interval = uint(v),
         SamplingPacketInterval => s.sampling_packet_interval = uint(v),
         SamplingPacketSpace => s.sampling_packet_space = uint(v),
@@ -492,7 +500,12 @@ fn resolve(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) -> SamplingFie
     out.start = start;
     out.end = end;
 
-    if let Some(icmp) = s.icmp {
+    // Type and code in separate elements (icmpTypeIPv4 and icmpCodeIPv4, or the IPv6 pair, as
+    // Open vSwitch exports them) mean the same as the combined icmpTypeCode elements.
+    let split = s
+        .icmp_type
+        .map(|t| u16::from_be_bytes([t, s.icmp_code.unwrap_or(0)]));
+    if let Some(icmp) = s.icmp.or(split) {
         if out.dst_port == 0 && matches!(out.protocol, 1 | 58) {
             out.dst_port = icmp;
         }
@@ -623,5 +636,17 @@ mod tests {
         ];
         let (f, _) = apply(&fields, &body, HeaderTime::default());
         assert_eq!(f.dst_port, 0x0301);
+    }
+
+    #[test]
+    fn separate_icmp_type_and_code_become_the_destination_port() {
+        let body = [58, 129, 0]; // protocolIdentifier ICMPv6, icmpTypeIPv6 129, icmpCodeIPv6 0
+        let fields = [
+            FieldSpec::iana(PROTOCOL_IDENTIFIER, 1),
+            FieldSpec::iana(ICMP_TYPE_IPV6, 1),
+            FieldSpec::iana(ICMP_CODE_IPV6, 1),
+        ];
+        let (f, _) = apply(&fields, &body, HeaderTime::default());
+        assert_eq!(f.dst_port, 0x8100);
     }
 }
