@@ -103,10 +103,10 @@ pub fn evaluate(
     let mut decoder = Decoder::new(decoder.clone());
     read_input(path, &mut decoder, &mut scorer)?;
     scorer.finish();
-    let machines = machines(&scorer, file);
-    if machines.iter().all(|m| !m.infected) && scorer.classes_seen == 0 {
+    if truth.is_none() && scorer.labelled == 0 {
         bail!("no ground truth: the input carries no labels; give --truth");
     }
+    let machines = machines(&scorer, file);
     Ok(report(path, truth, &scorer, &machines))
 }
 
@@ -142,14 +142,14 @@ struct FlagState {
 struct Scorer {
     engine: Engine,
     window_ns: u64,
+    /// Whether a truth file was given: its infected machines are then the only ones.
+    has_truth: bool,
     infected: BTreeSet<IpAddr>,
     c2: BTreeMap<IpAddr, Vec<C2>>,
     start: Option<Timestamp>,
     end: Timestamp,
     flows: u64,
     labelled: u64,
-    /// Flows given a botnet or normal class.
-    classes_seen: u64,
     sources: BTreeMap<IpAddr, Source>,
     windows: BTreeMap<u64, BTreeMap<IpAddr, WindowObs>>,
     log: Vec<FlagState>,
@@ -172,13 +172,13 @@ impl Scorer {
         Scorer {
             engine,
             window_ns: window_seconds.max(1) * NS,
+            has_truth: truth.is_some(),
             infected,
             c2,
             start: None,
             end: Timestamp::default(),
             flows: 0,
             labelled: 0,
-            classes_seen: 0,
             sources: BTreeMap::new(),
             windows: BTreeMap::new(),
             log: Vec::new(),
@@ -200,7 +200,7 @@ impl Scorer {
         match label {
             Some(l) => label_class(f, l),
             None if self.infected.contains(&f.src) => FlowClass::Botnet,
-            None if self.is_internal_host(f.src) && !self.infected.is_empty() => FlowClass::Normal,
+            None if self.is_internal_host(f.src) && self.has_truth => FlowClass::Normal,
             None => FlowClass::Background,
         }
     }
@@ -236,9 +236,6 @@ impl Scorer {
         if to_c2 {
             s.first_c2 = Some(s.first_c2.map_or(t, |m| m.min(t)));
         }
-        if malicious || class != FlowClass::Background {
-            self.classes_seen += 1;
-        }
         let w = self.window_of(t);
         let obs = self.windows.entry(w).or_default().entry(f.src).or_default();
         if malicious {
@@ -262,7 +259,7 @@ impl Scorer {
     /// that itself sends malicious flows (the gateway pinging the bot) is the destination's,
     /// not the source's. With a truth file, only its infected machines are infected.
     fn attributes(&self, src: IpAddr, dst: IpAddr, malicious_sources: &BTreeSet<IpAddr>) -> bool {
-        if !self.infected.is_empty() {
+        if self.has_truth {
             return self.infected.contains(&src);
         }
         !malicious_sources.contains(&dst)
@@ -855,4 +852,88 @@ fn machine_line(m: &MachineResult) -> String {
         None => String::new(),
     };
     format!("{found}{c2}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(t: u64, src: &str, dst: &str) -> FlowRecord {
+        FlowRecord {
+            start: Timestamp(t * NS),
+            end: Timestamp(t * NS),
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            protocol: 6,
+            ..Default::default()
+        }
+    }
+
+    fn scorer(truth: Option<&TruthFile>) -> Scorer {
+        Scorer::new(Engine::new(DetectConfig::default()), truth, 120)
+    }
+
+    fn infected(s: &Scorer, truth: Option<&TruthFile>) -> Vec<String> {
+        machines(s, truth)
+            .into_iter()
+            .filter(|m| m.infected)
+            .map(|m| m.addresses[0].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn labels_attribute_a_flow_to_a_bot_to_the_bot_not_its_sender() {
+        let bad = Label::new("Malicious", None);
+        let good = Label::new("Benign", None);
+        let mut s = scorer(None);
+        s.intake(&flow(1000, "192.168.2.1", "224.0.0.251"), Some(&bad));
+        s.intake(&flow(1001, "192.168.2.16", "31.31.74.35"), Some(&bad));
+        s.intake(&flow(1002, "192.168.2.1", "192.168.2.16"), Some(&bad));
+        s.intake(&flow(1003, "192.168.2.12", "8.8.8.8"), Some(&good));
+        assert_eq!(infected(&s, None), ["192.168.2.16"]);
+        let malicious = s.malicious_sources();
+        let first = s.first_malicious("192.168.2.16".parse().unwrap(), &malicious);
+        assert_eq!(first, Some(Timestamp(1001 * NS)));
+        // In the time windows the gateway is normal, the bot botnet.
+        let w = &s.windows[&1];
+        let gw: IpAddr = "192.168.2.1".parse().unwrap();
+        let bot: IpAddr = "192.168.2.16".parse().unwrap();
+        assert_eq!(
+            window_class(&s, gw, &w[&gw], &malicious),
+            FlowClass::Background
+        );
+        assert_eq!(
+            window_class(&s, bot, &w[&bot], &malicious),
+            FlowClass::Botnet
+        );
+    }
+
+    #[test]
+    fn a_truth_file_decides_which_hosts_are_infected() {
+        let truth: TruthFile = toml::from_str(
+            "[[infected]]\naddresses = [\"10.0.0.5\"]\nc2 = [\"198.51.100.1:443/tcp\"]\n",
+        )
+        .unwrap();
+        let mut s = scorer(Some(&truth));
+        s.intake(&flow(1000, "10.0.0.5", "198.51.100.1"), None);
+        s.intake(&flow(1001, "10.0.0.6", "198.51.100.2"), None);
+        assert_eq!(infected(&s, Some(&truth)), ["10.0.0.5"]);
+        let src = &s.sources[&"10.0.0.5".parse::<IpAddr>().unwrap()];
+        assert_eq!(src.first_c2, None, "port 0 is not the C2's port 443");
+        let m = &machines(&s, Some(&truth))[1];
+        assert!(!m.infected);
+        assert_eq!(
+            s.windows[&1][&m.addresses[0]].class,
+            Some(FlowClass::Normal)
+        );
+    }
+
+    #[test]
+    fn comparison_windows_are_numbered_from_the_first_flow() {
+        let mut s = scorer(None);
+        s.intake(&flow(1000, "10.0.0.1", "10.0.0.2"), None);
+        assert_eq!(s.window_of(Timestamp(1000 * NS)), 1);
+        assert_eq!(s.window_of(Timestamp(1119 * NS)), 1);
+        assert_eq!(s.window_of(Timestamp(1120 * NS)), 2);
+    }
 }

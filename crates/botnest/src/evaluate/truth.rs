@@ -1,8 +1,9 @@
 //! Ground truth: which hosts of a capture are infected, and their C2 endpoints.
 //!
 //! Truth comes from two places. Labelled flow files (Zeek `label`, Argus `Label`) mark flows;
-//! a host is infected when it originates a flow labelled malicious that is addressed to one
-//! other unicast host (see [`counts_as_infection`]). A truth file (TOML) names machines
+//! a host is infected when it originates a flow labelled malicious between unicast hosts (see
+//! [`counts_as_infection`]) whose destination does not itself originate such flows: datasets
+//! label an infected machine's conversations whichever end starts them. A truth file (TOML) names machines
 //! outright, with their C2 endpoints, which labels do not carry:
 //!
 //! ```toml
