@@ -65,6 +65,7 @@ APT_PACKAGES=(
     "ethtool:ethtool"
     "iproute2:ip"
     "tcpdump:tcpdump"
+    "rsyslog:rsyslogd"
 )
 
 # Steps that later parts of the project add: "label|script". Each runs when its script exists

@@ -22,6 +22,10 @@ pub struct AnalyzeArgs {
     /// Internal network (repeatable); replaces the default private and unique-local ranges.
     #[arg(long, value_name = "CIDR")]
     pub internal: Vec<ipnet::IpNet>,
+    /// Blocklist file (repeatable): a plain list of addresses, networks and address:port
+    /// endpoints, or an abuse.ch-style CSV feed. Added to the configuration's `blocklists`.
+    #[arg(long, value_name = "FILE")]
+    pub blocklist: Vec<PathBuf>,
     /// No progress bar, even on a terminal.
     #[arg(long)]
     pub quiet: bool,
@@ -90,7 +94,24 @@ pub fn run(args: &AnalyzeArgs, mut config: DetectConfig, decoder: DecoderConfig)
     if !args.internal.is_empty() {
         config.hosts.internal = args.internal.clone();
     }
+    let lists: Vec<PathBuf> = config
+        .blocklists
+        .iter()
+        .chain(&args.blocklist)
+        .cloned()
+        .collect();
     let mut engine = Engine::new(config);
+    if !lists.is_empty() {
+        let (intel, stats) = crate::intel::load(&lists)?;
+        tracing::info!(
+            files = stats.files,
+            entries = stats.entries,
+            duplicates = stats.duplicates,
+            skipped_lines = stats.skipped,
+            "blocklists loaded"
+        );
+        engine.set_intel(intel);
+    }
     let progress = Progress::new(&args.inputs, args.quiet);
     {
         let mut feeder = Feeder::new(&mut engine);

@@ -41,6 +41,7 @@ pub struct Botnest {
     /// How sure botnest is, 0 to 1.
     pub score: f64,
     /// Members and their roles.
+    #[serde(with = "crate::host::key_pairs")]
     pub members: BTreeMap<HostKey, BTreeSet<Role>>,
     /// C2 endpoints (`address:port`).
     pub c2: BTreeSet<String>,

@@ -2,10 +2,12 @@
 
 use crate::botnest::{Botnests, Lifecycle};
 use crate::config::DetectConfig;
+use crate::detectors::p2p::OverlayHistory;
 use crate::detectors::{run_all, Ctx, Finding};
 use crate::evidence::{Behaviour, Evidence, Peer, Role};
 use crate::graph::Graph;
 use crate::host::{HostKey, Hosts};
+use crate::intel::Intel;
 use botnest_flow::{FlowRecord, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -31,6 +33,7 @@ pub struct HostVerdict {
     pub botnest: Option<u64>,
     /// Roles given to it by other hosts' evidence (a C2 named by a bot, a victim named by a
     /// scanner), by the accusing host.
+    #[serde(with = "crate::host::key_pairs")]
     pub named: BTreeMap<HostKey, Role>,
 }
 
@@ -120,6 +123,9 @@ pub struct Engine {
     botnests: Botnests,
     events: VecDeque<Event>,
     stats: EngineStats,
+    intel: Intel,
+    allow: Intel,
+    overlays: OverlayHistory,
 }
 
 impl Engine {
@@ -131,6 +137,7 @@ impl Engine {
             config.max_hosts,
             config.max_channels,
         );
+        let allow = Intel::from_targets("allow", &config.allow);
         Engine {
             config,
             hosts,
@@ -143,7 +150,21 @@ impl Engine {
             botnests: Botnests::default(),
             events: VecDeque::new(),
             stats: EngineStats::default(),
+            intel: Intel::new(),
+            allow,
+            overlays: OverlayHistory::default(),
         }
+    }
+
+    /// Replaces the blocklists (threat intelligence) with new contents: evidence from the next
+    /// window on uses them. Lists are read and reloaded by the caller.
+    pub fn set_intel(&mut self, intel: Intel) {
+        self.intel = intel;
+    }
+
+    /// The blocklists in use.
+    pub fn intel(&self) -> &Intel {
+        &self.intel
     }
 
     /// The settings.
@@ -260,10 +281,12 @@ impl Engine {
                 graph: &self.graph,
                 hosts: &self.hosts,
                 config: &self.config,
+                intel: &self.intel,
+                allow: &self.allow,
                 from,
                 to: at,
             };
-            run_all(&ctx)
+            run_all(&ctx, &mut self.overlays)
         };
         let retention = self
             .config

@@ -591,8 +591,14 @@ mod tests {
     fn a_request_and_its_reply_share_one_channel() {
         let hosts = Hosts::new(&HostConfig::default());
         let mut g = Graph::new(3_600_000_000_000, 100, 100);
-        g.observe(&hosts, &flow("10.0.0.1", 40000, "192.0.2.1", 443, 0x1b, 100));
-        g.observe(&hosts, &flow("192.0.2.1", 443, "10.0.0.1", 40000, 0x1b, 100));
+        g.observe(
+            &hosts,
+            &flow("10.0.0.1", 40000, "192.0.2.1", 443, 0x1b, 100),
+        );
+        g.observe(
+            &hosts,
+            &flow("192.0.2.1", 443, "10.0.0.1", 40000, 0x1b, 100),
+        );
         assert_eq!(g.size(), (2, 1));
         let ch = g.channels().next().unwrap();
         assert_eq!(ch.key.port, 443);
@@ -607,7 +613,10 @@ mod tests {
         g.observe(&hosts, &flow("192.0.2.1", 22, "10.0.0.1", 51000, 0x1b, 100));
         let ch = g.channels().next().unwrap();
         assert_eq!(ch.key.port, 22);
-        assert_eq!(g.host(ch.key.client).unwrap().key.addr.to_string(), "10.0.0.1");
+        assert_eq!(
+            g.host(ch.key.client).unwrap().key.addr.to_string(),
+            "10.0.0.1"
+        );
     }
 
     #[test]
@@ -615,7 +624,17 @@ mod tests {
         let hosts = Hosts::new(&HostConfig::default());
         let mut g = Graph::new(3_600_000_000_000, 3, 2);
         for i in 0..10u16 {
-            g.observe(&hosts, &flow("10.0.0.1", 40000 + i, &format!("192.0.2.{i}"), 80, 0x02, 100));
+            g.observe(
+                &hosts,
+                &flow(
+                    "10.0.0.1",
+                    40000 + i,
+                    &format!("192.0.2.{i}"),
+                    80,
+                    0x02,
+                    100,
+                ),
+            );
         }
         assert!(g.size().0 <= 3 && g.size().1 <= 2);
         assert!(g.stats().hosts_refused + g.stats().channels_refused > 0);
