@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use botnest_collect::sources::argus::ArgusReader;
 use botnest_collect::sources::meter::RawCaptureReader;
 use botnest_collect::sources::zeek::ZeekReader;
-use botnest_collect::sources::{sniff, InputKind, LineStats};
+use botnest_collect::sources::{sniff, InputKind, Label, LineStats};
 use botnest_collect::{Decoder, DecoderConfig, RecordMeta, Sink};
 use botnest_detect::{Botnest, DetectConfig, Engine, HostKey, HostVerdict, Role};
 use botnest_flow::{FlowRecord, Timestamp};
@@ -77,6 +77,18 @@ impl Sink for Feeder<'_> {
     }
 }
 
+/// Where the flows of an input go: the engine, or an evaluation that also reads the labels.
+pub trait Intake: Sink {
+    /// One flow, with the dataset's label for it when the input carries labels.
+    fn intake(&mut self, flow: &FlowRecord, label: Option<&Label>);
+}
+
+impl Intake for Feeder<'_> {
+    fn intake(&mut self, flow: &FlowRecord, _label: Option<&Label>) {
+        self.feed(flow);
+    }
+}
+
 /// Runs `botnest analyze`.
 pub fn run(args: &AnalyzeArgs, mut config: DetectConfig, decoder: DecoderConfig) -> Result<()> {
     if !args.internal.is_empty() {
@@ -122,20 +134,21 @@ pub fn run(args: &AnalyzeArgs, mut config: DetectConfig, decoder: DecoderConfig)
 
 /// Reads one input of any kind botnest knows, feeding its flows to the engine. Bad lines of
 /// logs are counted by their readers and reported, never fatal.
-fn read_input(path: &Path, decoder: &mut Decoder, feeder: &mut Feeder<'_>) -> Result<()> {
+pub fn read_input<I: Intake>(path: &Path, decoder: &mut Decoder, intake: &mut I) -> Result<()> {
     match sniff(path)? {
-        InputKind::ExportCapture => decode_capture(path, decoder, feeder),
-        InputKind::IpfixFile => decode_ipfix_file(path, decoder, feeder),
+        InputKind::ExportCapture => decode_capture(path, decoder, intake),
+        InputKind::IpfixFile => decode_ipfix_file(path, decoder, intake),
         InputKind::RawCapture => {
             for flow in RawCaptureReader::open(path)? {
-                feeder.feed(&flow?);
+                intake.intake(&flow?, None);
             }
             Ok(())
         }
         InputKind::ZeekTsv | InputKind::ZeekJson => {
             let mut reader = ZeekReader::open(path)?;
             for item in reader.by_ref() {
-                feeder.feed(&item?.0);
+                let (flow, label) = item?;
+                intake.intake(&flow, label.as_ref());
             }
             report_bad_lines(path, reader.stats());
             Ok(())
@@ -143,7 +156,8 @@ fn read_input(path: &Path, decoder: &mut Decoder, feeder: &mut Feeder<'_>) -> Re
         InputKind::Argus => {
             let mut reader = ArgusReader::open(path)?;
             for item in reader.by_ref() {
-                feeder.feed(&item?.0);
+                let (flow, label) = item?;
+                intake.intake(&flow, label.as_ref());
             }
             report_bad_lines(path, reader.stats());
             Ok(())
@@ -216,7 +230,7 @@ fn primary_role(roles: &std::collections::BTreeSet<Role>) -> Option<Role> {
     roles.iter().next().copied()
 }
 
-fn role_name(r: Role) -> String {
+pub fn role_name(r: Role) -> String {
     serde_json::to_value(r)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
