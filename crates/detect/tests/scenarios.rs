@@ -863,3 +863,44 @@ fn scan_targets_on_fixed_high_ports_are_not_named_as_overlay_peers() {
     assert!(p2p.detail.contains("100% unanswered"), "{}", p2p.detail);
     assert!(e.verdicts().all(|v| !v.roles.contains(&Role::Peer)));
 }
+
+#[test]
+fn many_hosts_uploading_fast_to_one_answering_server_are_not_a_flood() {
+    let mut flows = Vec::new();
+    for h in 1..=5u32 {
+        let client = format!("10.0.6.{h}");
+        for s in 0..60u32 {
+            let req = FlowRecord {
+                start: at(100.0 + f64::from(s)),
+                end: at(101.0 + f64::from(s)),
+                src: ip(&client),
+                dst: ip("198.51.100.44"),
+                src_port: 40000 + h as u16,
+                dst_port: 443,
+                protocol: 6,
+                tcp_flags: 0x18,
+                octets: 1_400_000,
+                packets: 1000,
+                ..Default::default()
+            };
+            // the server acknowledges about every other packet
+            let reply = FlowRecord {
+                src: req.dst,
+                dst: req.src,
+                src_port: 443,
+                dst_port: req.src_port,
+                octets: 26_000,
+                packets: 500,
+                ..req
+            };
+            flows.push(req);
+            flows.push(reply);
+        }
+    }
+    let e = run(flows, DetectConfig::default());
+    assert!(
+        e.verdicts().all(|v| !v.flagged()),
+        "{:#?}",
+        e.verdicts().collect::<Vec<_>>()
+    );
+}
