@@ -328,13 +328,28 @@ impl Graph {
             return;
         }
 
-        let o = self.orient(hosts, tenant, f);
-        let client_key = hosts.host(tenant, o.client.0);
-        let server_key = hosts.host(tenant, o.server.0);
-        let Some(client) = self.intern(client_key, hosts.is_internal(o.client.0), end) else {
+        // Internal or not is decided once per address: host keys carry the tenant only for
+        // internal addresses.
+        let (src_in, dst_in) = (hosts.is_internal(f.src), hosts.is_internal(f.dst));
+        let src_key = HostKey {
+            tenant: if src_in { tenant } else { 0 },
+            addr: f.src,
+        };
+        let dst_key = HostKey {
+            tenant: if dst_in { tenant } else { 0 },
+            addr: f.dst,
+        };
+        let o = self.orient(&src_key, &dst_key, f);
+        // A reply runs from the server to the client: its source is the channel's server.
+        let ((client_key, client_in), (server_key, server_in)) = if o.reply {
+            ((dst_key, dst_in), (src_key, src_in))
+        } else {
+            ((src_key, src_in), (dst_key, dst_in))
+        };
+        let Some(client) = self.intern(client_key, client_in, end) else {
             return;
         };
-        let Some(server) = self.intern(server_key, hosts.is_internal(o.server.0), end) else {
+        let Some(server) = self.intern(server_key, server_in, end) else {
             return;
         };
         let key = ChannelKey {
@@ -364,7 +379,7 @@ impl Graph {
         }
     }
 
-    fn orient(&self, hosts: &Hosts, tenant: u64, f: &FlowRecord) -> Oriented {
+    fn orient(&self, src_key: &HostKey, dst_key: &HostKey, f: &FlowRecord) -> Oriented {
         let a = (f.src, f.src_port);
         let b = (f.dst, f.dst_port);
         let forward = Oriented {
@@ -390,10 +405,8 @@ impl Graph {
             return forward;
         }
         // A channel in the other direction already exists: this is its reply.
-        if let (Some(src), Some(dst)) = (
-            self.host_index.get(&hosts.host(tenant, f.src)),
-            self.host_index.get(&hosts.host(tenant, f.dst)),
-        ) {
+        if let (Some(src), Some(dst)) = (self.host_index.get(src_key), self.host_index.get(dst_key))
+        {
             let reverse = ChannelKey {
                 client: *dst,
                 server: *src,
