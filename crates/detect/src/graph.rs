@@ -277,8 +277,15 @@ impl Graph {
         self.channels.get(key)
     }
 
-    fn intern(&mut self, key: HostKey, internal: bool, at: Timestamp) -> Option<HostId> {
-        if let Some(&id) = self.host_index.get(&key) {
+    /// The id of a host, created if new; `known` is its id when the caller already looked it up.
+    fn intern(
+        &mut self,
+        key: HostKey,
+        known: Option<HostId>,
+        internal: bool,
+        at: Timestamp,
+    ) -> Option<HostId> {
+        if let Some(id) = known {
             let h = self.hosts[id as usize]
                 .as_mut()
                 .expect("indexed hosts exist");
@@ -321,7 +328,8 @@ impl Graph {
         if matches!(f.protocol, proto::ICMP | proto::ICMPV6) && is_icmp_error(f) {
             // An error about a probe: the probe's sender receives it.
             let key = hosts.host(tenant, f.dst);
-            if let Some(id) = self.intern(key, hosts.is_internal(f.dst), end) {
+            let known = self.host_index.get(&key).copied();
+            if let Some(id) = self.intern(key, known, hosts.is_internal(f.dst), end) {
                 let h = self.hosts[id as usize].as_mut().expect("just interned");
                 h.icmp_errors_received = h.icmp_errors_received.saturating_add(1);
             }
@@ -339,17 +347,16 @@ impl Graph {
             tenant: if dst_in { tenant } else { 0 },
             addr: f.dst,
         };
-        let o = self.orient(&src_key, &dst_key, f);
+        let src_id = self.host_index.get(&src_key).copied();
+        let dst_id = self.host_index.get(&dst_key).copied();
+        let o = self.orient(src_id, dst_id, f);
         // A reply runs from the server to the client: its source is the channel's server.
-        let ((client_key, client_in), (server_key, server_in)) = if o.reply {
-            ((dst_key, dst_in), (src_key, src_in))
-        } else {
-            ((src_key, src_in), (dst_key, dst_in))
-        };
-        let Some(client) = self.intern(client_key, client_in, end) else {
+        let (src, dst) = ((src_key, src_id, src_in), (dst_key, dst_id, dst_in));
+        let (c, s) = if o.reply { (dst, src) } else { (src, dst) };
+        let Some(client) = self.intern(c.0, c.1, c.2, end) else {
             return;
         };
-        let Some(server) = self.intern(server_key, server_in, end) else {
+        let Some(server) = self.intern(s.0, s.1, s.2, end) else {
             return;
         };
         let key = ChannelKey {
@@ -359,14 +366,15 @@ impl Graph {
             proto: f.protocol,
         };
         let window = self.window_ns;
-        if !self.channels.contains_key(&key) {
-            if self.channels.len() >= self.max_channels {
+        let full = self.channels.len() >= self.max_channels;
+        let ch = match self.channels.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(_) if full => {
                 self.stats.channels_refused += 1;
                 return;
             }
-            self.channels.insert(key, Channel::new(key, start));
-        }
-        let ch = self.channels.get_mut(&key).expect("present");
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Channel::new(key, start)),
+        };
         if end.as_unix_nanos().saturating_sub(ch.since.as_unix_nanos()) > window {
             ch.halve(end.offset_nanos(-((window / 2) as i64)));
         }
@@ -379,7 +387,7 @@ impl Graph {
         }
     }
 
-    fn orient(&self, src_key: &HostKey, dst_key: &HostKey, f: &FlowRecord) -> Oriented {
+    fn orient(&self, src_id: Option<HostId>, dst_id: Option<HostId>, f: &FlowRecord) -> Oriented {
         let a = (f.src, f.src_port);
         let b = (f.dst, f.dst_port);
         let forward = Oriented {
@@ -405,8 +413,7 @@ impl Graph {
             return forward;
         }
         // A channel in the other direction already exists: this is its reply.
-        if let (Some(src), Some(dst)) = (self.host_index.get(src_key), self.host_index.get(dst_key))
-        {
+        if let (Some(src), Some(dst)) = (src_id.as_ref(), dst_id.as_ref()) {
             let reverse = ChannelKey {
                 client: *dst,
                 server: *src,
