@@ -66,6 +66,8 @@ const QUEUE_BATCHES: usize = 1024;
 /// the socket. A batch that finds the queue full is dropped and its records counted.
 struct Forward {
     printer: Printer<Vec<u8>>,
+    /// Whether records are printed at all (`--format none` skips the printer).
+    text: bool,
     flows: Vec<FlowRecord>,
     records: usize,
     tx: SyncSender<Batch>,
@@ -102,7 +104,9 @@ impl Drop for Forward {
 
 impl Sink for Forward {
     fn flow(&mut self, meta: &RecordMeta<'_>, flow: &FlowRecord, raw: &Record<'_>) {
-        self.printer.flow(meta, flow, raw);
+        if self.text {
+            self.printer.flow(meta, flow, raw);
+        }
         self.flows.push(*flow);
         self.records += 1;
         if self.records >= BATCH_RECORDS {
@@ -111,7 +115,9 @@ impl Sink for Forward {
     }
 
     fn options(&mut self, meta: &RecordMeta<'_>, raw: &Record<'_>) {
-        self.printer.options(meta, raw);
+        if self.text {
+            self.printer.options(meta, raw);
+        }
         self.records += 1;
     }
 
@@ -142,6 +148,7 @@ impl Forwarding {
             Arc::new(move || {
                 Box::new(Forward {
                     printer: Printer::without_header(format, Vec::new()),
+                    text: format != Format::None,
                     flows: Vec::with_capacity(BATCH_RECORDS),
                     records: 0,
                     tx: tx.clone(),

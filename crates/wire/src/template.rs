@@ -82,6 +82,7 @@ impl Template {
             body,
             pos: 0,
             min_len: self.min_record_length(),
+            fixed_len: self.fixed_record_length(),
         }
     }
 }
@@ -181,6 +182,8 @@ pub struct Records<'a> {
     body: &'a [u8],
     pos: usize,
     min_len: usize,
+    /// Set when every record has the same length, so records are split without measuring them.
+    fixed_len: Option<usize>,
 }
 
 /// A data set body ended inside a record (its variable-length fields ran past the set).
@@ -193,12 +196,20 @@ pub struct RecordOverrun {
 impl<'a> Iterator for Records<'a> {
     type Item = Result<Record<'a>, RecordOverrun>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let rest = &self.body[self.pos..];
         // A zero-length template would loop forever; such templates are refused when parsed, but
         // a template built by hand could still have only zero-length fields.
         if rest.len() < self.min_len.max(1) {
             return None;
+        }
+        if let Some(len) = self.fixed_len.filter(|&l| l > 0) {
+            self.pos += len;
+            return Some(Ok(Record {
+                template: self.template,
+                bytes: &rest[..len],
+            }));
         }
         match record_length(self.template, rest) {
             Some(len) if len > 0 => {
