@@ -1,10 +1,14 @@
 //! botnest: real-time botnet detection from IPFIX and NetFlow.
 
+mod alerts;
 mod analyze;
 mod collect;
 mod config;
 mod decode;
+mod evaluate;
+mod intel;
 mod output;
+mod run;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -32,6 +36,10 @@ enum Command {
     Collect(collect::CollectArgs),
     /// Find botnets in recorded data: captures, IPFIX files, Zeek and Argus logs.
     Analyze(analyze::AnalyzeArgs),
+    /// Score verdicts against labelled data: per host, per time window (CTU-13), C2 named.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Collect flows and detect botnets live, sending alerts to JSON, syslog and webhooks.
+    Run(run::RunArgs),
 }
 
 fn main() {
@@ -52,6 +60,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Decode(args) => decode::run(&args, config.decoder),
         Command::Collect(args) => collect::run(&args, config),
         Command::Analyze(args) => analyze::run(&args, config.detect, config.decoder),
+        Command::Evaluate(args) => evaluate::run(&args, config.detect, config.decoder),
+        Command::Run(args) => run::run(&args, config),
     }
 }
 

@@ -37,6 +37,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use decode::Decoder;
+pub(crate) use decode::Skip as FrameSkip;
 use source::Source;
 
 /// The transport protocol a [`Datagram`] was carried by.
@@ -286,5 +287,52 @@ impl<R: Read> Iterator for CaptureReader<R> {
             }
             self.fill();
         }
+    }
+}
+
+/// Frames of a capture with their link layer parsed leniently, for metering raw traffic.
+pub(crate) struct FrameReader<R: Read = File> {
+    path: PathBuf,
+    source: Source<R>,
+}
+
+impl<R: Read> std::fmt::Debug for FrameReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameReader")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FrameReader<File> {
+    /// Opens a pcap or pcapng capture file.
+    pub(crate) fn open(path: impl AsRef<Path>) -> Result<Self, CaptureError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|source| CaptureError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_reader(file, path)
+    }
+}
+
+impl<R: Read> FrameReader<R> {
+    /// Reads a capture from any byte source; `name` is used in error messages.
+    pub(crate) fn from_reader(reader: R, name: impl Into<PathBuf>) -> Result<Self, CaptureError> {
+        let path = name.into();
+        let source = Source::new(reader).map_err(|e| e.into_capture_error(&path))?;
+        Ok(FrameReader { path, source })
+    }
+
+    /// Hands the next frame's capture time and parsed layers to `sink`; false at the end.
+    pub(crate) fn next_frame(
+        &mut self,
+        sink: &mut dyn FnMut(Timestamp, Result<etherparse::LaxSlicedPacket<'_>, FrameSkip>),
+    ) -> Result<bool, CaptureError> {
+        self.source
+            .read_frame(&mut |frame| {
+                sink(frame.time, decode::slice_link_lax(frame.link, frame.data))
+            })
+            .map_err(|e| e.into_capture_error(&self.path))
     }
 }

@@ -16,6 +16,7 @@ pub mod ipfix_file;
 pub mod listen;
 pub mod plan;
 pub mod sequence;
+pub mod sources;
 pub mod stats;
 
 pub use decoder::{

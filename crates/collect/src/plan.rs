@@ -44,6 +44,8 @@ enum Target {
     InputInterface,
     OutputInterface,
     IcmpTypeCode,
+    IcmpType,
+    IcmpCode,
     SamplingInterval,
     SamplingPacketInterval,
     SamplingPacketSpace,
@@ -145,6 +147,9 @@ fn target_of(element: ElementId) -> Option<Target> {
         INGRESS_INTERFACE => InputInterface,
         EGRESS_INTERFACE => OutputInterface,
         ICMP_TYPE_CODE_IPV4 | ICMP_TYPE_CODE_IPV6 => IcmpTypeCode,
+        // Open vSwitch sends ICMP type and code as separate elements.
+        ICMP_TYPE_IPV4 | ICMP_TYPE_IPV6 => IcmpType,
+        ICMP_CODE_IPV4 | ICMP_CODE_IPV6 => IcmpCode,
         SAMPLING_INTERVAL | SAMPLER_RANDOM_INTERVAL => SamplingInterval,
         SAMPLING_PACKET_INTERVAL => SamplingPacketInterval,
         SAMPLING_PACKET_SPACE => SamplingPacketSpace,
@@ -330,9 +335,9 @@ pub struct HeaderTime {
 /// Values read from one record before they are resolved into a [`FlowRecord`]: one slot per
 /// value, and a bit per slot saying whether the record set it. Clearing a record's values is
 /// clearing the bits, so the scratch costs nothing per record however many slots it has.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Scratch {
-    set: u32,
+    set: u64,
     slots: [u64; slot::COUNT],
 }
 
@@ -358,9 +363,20 @@ mod slot {
     pub const SAMPLING_INTERVAL: usize = 28;
     pub const SELECTOR: usize = 29;
     pub const LAYER2_SEGMENT: usize = 30;
-    pub const COUNT: usize = 31;
+    pub const ICMP_TYPE: usize = 31;
+    pub const ICMP_CODE: usize = 32;
+    pub const COUNT: usize = 33;
     /// Every slot that says something about sampling.
-    pub const SAMPLING: u32 = 0x7f << SAMPLING_PACKET_INTERVAL;
+    pub const SAMPLING: u64 = 0x7f << SAMPLING_PACKET_INTERVAL;
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            set: 0,
+            slots: [0; slot::COUNT],
+        }
+    }
 }
 
 impl Scratch {
@@ -568,6 +584,8 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
         InputInterface => out.input_interface = uint(v).unwrap_or(0) as u32,
         OutputInterface => out.output_interface = uint(v).unwrap_or(0) as u32,
         IcmpTypeCode => s.put(slot::ICMP, uint(v).map(|x| u64::from(x as u16))),
+        IcmpType => s.put(slot::ICMP_TYPE, uint(v).map(|x| u64::from(x as u8))),
+        IcmpCode => s.put(slot::ICMP_CODE, uint(v).map(|x| u64::from(x as u8))),
         SamplingInterval => s.put(slot::SAMPLING_INTERVAL, uint(v)),
         SamplingPacketInterval => s.put(slot::SAMPLING_PACKET_INTERVAL, uint(v)),
         SamplingPacketSpace => s.put(slot::SAMPLING_PACKET_SPACE, uint(v)),
@@ -671,7 +689,11 @@ fn resolve(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) -> SamplingFie
     }
     resolve_times(s, header, out);
 
-    if let Some(icmp) = s.get(slot::ICMP) {
+    let icmp = s.get(slot::ICMP).or_else(|| {
+        let ty = s.get(slot::ICMP_TYPE)?;
+        Some((ty << 8) | s.get(slot::ICMP_CODE).unwrap_or(0))
+    });
+    if let Some(icmp) = icmp {
         if out.dst_port == 0 && matches!(out.protocol, 1 | 58) {
             out.dst_port = icmp as u16;
         }
@@ -931,5 +953,17 @@ mod tests {
         ];
         let (f, _) = apply(&fields, &body, HeaderTime::default());
         assert_eq!(f.dst_port, 0x0301);
+    }
+
+    #[test]
+    fn separate_icmp_type_and_code_become_the_destination_port() {
+        let body = [58, 129, 0]; // protocolIdentifier ICMPv6, icmpTypeIPv6 129, icmpCodeIPv6 0
+        let fields = [
+            FieldSpec::iana(PROTOCOL_IDENTIFIER, 1),
+            FieldSpec::iana(ICMP_TYPE_IPV6, 1),
+            FieldSpec::iana(ICMP_CODE_IPV6, 1),
+        ];
+        let (f, _) = apply(&fields, &body, HeaderTime::default());
+        assert_eq!(f.dst_port, 0x8100);
     }
 }

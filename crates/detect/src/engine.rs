@@ -2,10 +2,12 @@
 
 use crate::botnest::{Botnests, Lifecycle};
 use crate::config::DetectConfig;
+use crate::detectors::p2p::OverlayHistory;
 use crate::detectors::{run_all, Ctx, Finding};
 use crate::evidence::{Behaviour, Evidence, Peer, Role};
 use crate::graph::Graph;
 use crate::host::{HostKey, Hosts};
+use crate::intel::Intel;
 use botnest_flow::{FlowRecord, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -29,6 +31,10 @@ pub struct HostVerdict {
     pub evidence: Vec<Evidence>,
     /// The botnest it belongs to.
     pub botnest: Option<u64>,
+    /// Roles given to it by other hosts' evidence (a C2 named by a bot, a victim named by a
+    /// scanner), by the accusing host.
+    #[serde(with = "crate::host::key_pairs")]
+    pub named: BTreeMap<HostKey, Role>,
 }
 
 impl HostVerdict {
@@ -117,6 +123,9 @@ pub struct Engine {
     botnests: Botnests,
     events: VecDeque<Event>,
     stats: EngineStats,
+    intel: Intel,
+    allow: Intel,
+    overlays: OverlayHistory,
 }
 
 impl Engine {
@@ -128,6 +137,7 @@ impl Engine {
             config.max_hosts,
             config.max_channels,
         );
+        let allow = Intel::from_targets("allow", &config.allow);
         Engine {
             config,
             hosts,
@@ -140,7 +150,21 @@ impl Engine {
             botnests: Botnests::default(),
             events: VecDeque::new(),
             stats: EngineStats::default(),
+            intel: Intel::new(),
+            allow,
+            overlays: OverlayHistory::default(),
         }
+    }
+
+    /// Replaces the blocklists (threat intelligence) with new contents: evidence from the next
+    /// window on uses them. Lists are read and reloaded by the caller.
+    pub fn set_intel(&mut self, intel: Intel) {
+        self.intel = intel;
+    }
+
+    /// The blocklists in use.
+    pub fn intel(&self) -> &Intel {
+        &self.intel
     }
 
     /// The settings.
@@ -257,10 +281,12 @@ impl Engine {
                 graph: &self.graph,
                 hosts: &self.hosts,
                 config: &self.config,
+                intel: &self.intel,
+                allow: &self.allow,
                 from,
                 to: at,
             };
-            run_all(&ctx)
+            run_all(&ctx, &mut self.overlays)
         };
         let retention = self
             .config
@@ -282,8 +308,58 @@ impl Engine {
                 members,
             });
         }
+        self.representative_flows();
         for host in changed {
             self.alert(host, at);
+        }
+    }
+
+    /// Gives each botnest the channels behind its members' evidence, while the graph still
+    /// holds them; a botnest keeps its last ones once they expire.
+    fn representative_flows(&mut self) {
+        for b in self.botnests.iter_mut() {
+            let mut flows = Vec::new();
+            for member in b.members.keys() {
+                let Some(v) = self.verdicts.get(member) else {
+                    continue;
+                };
+                let Some(client) = self.graph.host_id(member) else {
+                    continue;
+                };
+                for e in &v.evidence {
+                    let Some(peer) = e.peer else { continue };
+                    let Some(server) = self.graph.host_id(&peer.host) else {
+                        continue;
+                    };
+                    let key = crate::graph::ChannelKey {
+                        client,
+                        server,
+                        port: peer.port.unwrap_or(0),
+                        proto: peer.proto,
+                    };
+                    if let Some(ch) = self.graph.channel(&key) {
+                        flows.push(crate::botnest::FlowSummary {
+                            client: *member,
+                            server: peer.host,
+                            port: key.port,
+                            proto: key.proto,
+                            flows: ch.flows,
+                            failed: ch.failed,
+                            bytes_out: ch.bytes_out,
+                            bytes_in: ch.bytes_in,
+                            first_seen: ch.first_seen,
+                            last_seen: ch.last_seen,
+                        });
+                    }
+                }
+            }
+            if flows.is_empty() {
+                continue;
+            }
+            flows.sort_by(|a, b| b.flows.cmp(&a.flows).then(a.client.cmp(&b.client)));
+            flows.dedup_by(|a, b| a.client == b.client && a.server == b.server && a.port == b.port);
+            flows.truncate(crate::botnest::REPRESENTATIVE_FLOWS);
+            b.flows = flows;
         }
     }
 
@@ -299,6 +375,7 @@ impl Engine {
                 last_seen: f.evidence.last_seen,
                 evidence: Vec::new(),
                 botnest: None,
+                named: BTreeMap::new(),
             });
             v.first_seen = v.first_seen.min(f.evidence.first_seen);
             v.last_seen = v.last_seen.max(f.evidence.last_seen);
@@ -314,7 +391,6 @@ impl Engine {
                 }
                 None => v.evidence.push(f.evidence.clone()),
             }
-            v.roles.insert(f.role);
             changed.insert(f.host);
 
             if let Some((other, role)) = f.other {
@@ -326,8 +402,9 @@ impl Engine {
                     last_seen: f.evidence.last_seen,
                     evidence: Vec::new(),
                     botnest: None,
+                    named: BTreeMap::new(),
                 });
-                o.roles.insert(role);
+                o.named.insert(f.host, role);
                 o.first_seen = o.first_seen.min(f.evidence.first_seen);
                 o.last_seen = o.last_seen.max(f.evidence.last_seen);
             }
@@ -341,10 +418,29 @@ impl Engine {
             v.evidence
                 .sort_by(|a, b| a.kind.cmp(&b.kind).then(b.score.total_cmp(&a.score)));
             v.score = combined_score(&v.evidence);
-            let internal = self.hosts.is_internal(v.host.addr);
-            if internal && v.score >= threshold {
-                v.roles.insert(Role::Bot);
+        }
+        // Roles follow from the scores: a host's own evidence gives it roles once it is flagged,
+        // and it takes the roles flagged hosts name it with.
+        let flagged: BTreeSet<HostKey> = self
+            .verdicts
+            .values()
+            .filter(|v| v.score >= threshold)
+            .map(|v| v.host)
+            .collect();
+        for v in self.verdicts.values_mut() {
+            v.roles.clear();
+            if flagged.contains(&v.host) {
+                v.roles.extend(v.evidence.iter().map(|e| e.role));
+                if self.hosts.is_internal(v.host.addr) {
+                    v.roles.insert(Role::Bot);
+                }
             }
+            v.roles.extend(
+                v.named
+                    .iter()
+                    .filter(|(by, _)| flagged.contains(by))
+                    .map(|(_, r)| *r),
+            );
         }
         // Evidence below the threshold names no one: a suspicion, not a verdict.
         changed.retain(|h| self.verdicts.get(h).is_some_and(|v| v.score >= threshold));

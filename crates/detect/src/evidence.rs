@@ -108,6 +108,8 @@ impl Peer {
 pub struct Evidence {
     /// Which behaviour.
     pub kind: Behaviour,
+    /// The role the evidence gives the host.
+    pub role: Role,
     /// How strongly it points at a bot, 0 to 1.
     pub score: f64,
     /// A sentence a person can check against the flows.

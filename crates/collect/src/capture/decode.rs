@@ -7,8 +7,8 @@ use botnest_flow::Timestamp;
 use bytes::Bytes;
 use etherparse::err::packet::SliceError;
 use etherparse::{
-    EtherType, IpNumber, Ipv4Slice, Ipv6ExtensionSlice, Ipv6Slice, NetSlice, SlicedPacket,
-    TcpSlice, UdpSlice,
+    EtherType, IpNumber, Ipv4Slice, Ipv6ExtensionSlice, Ipv6Slice, LaxSlicedPacket, NetSlice,
+    SlicedPacket, TcpSlice, UdpSlice,
 };
 
 use super::defrag::{Defragmenter, FragKey, Fragment};
@@ -16,14 +16,16 @@ use super::source::{Frame, LinkType};
 use super::tcp::{Segment, TcpReassembler};
 use super::{CaptureLimits, CaptureStats, Datagram, Transport};
 
+/// Length of the Linux cooked capture v1 header; its last field is the protocol type.
+const SLL_HEADER_LEN: usize = 16;
 /// Length of the Linux cooked capture v2 header; its first field is the protocol type.
 const SLL2_HEADER_LEN: usize = 20;
 /// Length of the address family word in front of BSD loopback frames.
 const NULL_HEADER_LEN: usize = 4;
 
 /// Why a frame yields nothing.
-#[derive(Debug, Clone, Copy)]
-enum Skip {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Skip {
     UnsupportedLink,
     NotIp,
     NotUdpTcp,
@@ -264,4 +266,31 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<SlicedPacket<'_>, Skip> {
         SliceError::Len(_) => Skip::Truncated,
         _ => Skip::Malformed,
     })
+}
+
+/// Parses the link layer and what is above it, accepting IP packets cut short by the capture's
+/// snapshot length: the IP header's length fields still say how long the packet was.
+pub(super) fn slice_link_lax(link: LinkType, data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
+    let ip = |data| {
+        LaxSlicedPacket::from_ip(data).map_err(|e| match e {
+            etherparse::err::ip::LaxHeaderSliceError::Len(_) => Skip::Truncated,
+            etherparse::err::ip::LaxHeaderSliceError::Content(_) => Skip::Malformed,
+        })
+    };
+    let cooked = |type_at: usize, header_len: usize| {
+        let protocol = data.get(type_at..type_at + 2).ok_or(Skip::Truncated)?;
+        let rest = data.get(header_len..).ok_or(Skip::Truncated)?;
+        let ether_type = EtherType(u16::from_be_bytes([protocol[0], protocol[1]]));
+        Ok(LaxSlicedPacket::from_ether_type(ether_type, rest))
+    };
+    match link {
+        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::Truncated),
+        LinkType::LinuxSll => cooked(SLL_HEADER_LEN - 2, SLL_HEADER_LEN),
+        LinkType::LinuxSll2 => cooked(0, SLL2_HEADER_LEN),
+        LinkType::RawIp => ip(data),
+        LinkType::Null | LinkType::Loop => {
+            ip(data.get(NULL_HEADER_LEN..).ok_or(Skip::Truncated)?)
+        }
+        LinkType::Other(_) => Err(Skip::UnsupportedLink),
+    }
 }

@@ -10,6 +10,7 @@ use super::{infrastructure_service, local_or_group, secs, Ctx, Finding};
 use crate::config::BeaconConfig;
 use crate::evidence::{Behaviour, Evidence, Peer, Role};
 use crate::graph::Channel;
+use crate::host::HostKey;
 use botnest_flow::Timestamp;
 
 /// The regularity found in a series of contact times.
@@ -79,10 +80,10 @@ pub fn periodicity(times: &[Timestamp], cfg: &BeaconConfig) -> Option<Periodicit
 /// Scores one channel's regularity; `None` when it is not beaconing.
 fn judge(ch: &Channel, ctx: &Ctx<'_>) -> Option<(f64, String, Periodicity)> {
     let cfg = &ctx.config.beacon;
-    let times: Vec<Timestamp> = ch
-        .contacts()
-        .filter(|t| *t >= ctx.from && *t <= ctx.to)
-        .collect();
+    // Contacts after the window's end are flows already seen (the window closes behind the
+    // newest flow by the allowed lateness); a fast beacon's kept contacts may all be that recent,
+    // and leaving them out would hide the beacon for as long as it keeps going.
+    let times: Vec<Timestamp> = ch.contacts().filter(|t| *t >= ctx.from).collect();
     let p = periodicity(&times, cfg)?;
     let span = times.iter().max()?.as_unix_nanos() - times.iter().min()?.as_unix_nanos();
     let failures = if ch.flows > 0 {
@@ -91,21 +92,23 @@ fn judge(ch: &Channel, ctx: &Ctx<'_>) -> Option<(f64, String, Periodicity)> {
         0.0
     };
 
-    // Regularity alone: strong fits over many gaps approach 0.5.
+    // Regular contact alone is common in benign software (update checks, keep-alives,
+    // telemetry), so by itself it stays below a verdict (at most 0.55): it takes a retry loop,
+    // the same beacon from other hosts, or other behaviour to make a bot.
     let evidence_weight = 1.0 - (-(p.gaps as f64) / 12.0).exp();
-    let mut score = 0.5 * p.regular_share * evidence_weight;
+    let mut score = 0.45 * p.regular_share * evidence_weight;
     let size_cv = ch.size_cv();
     if size_cv < 0.25 {
-        score += 0.1;
+        score += 0.05;
     }
     let retry_loop = failures >= 0.8 && ch.answered == 0;
     if retry_loop {
-        score += 0.3;
+        score += 0.35;
     }
     // Persistence: contact kept up over a good part of the window.
     let window = ctx.to.as_unix_nanos() - ctx.from.as_unix_nanos();
     if span as f64 >= 0.5 * window as f64 {
-        score += 0.1;
+        score += 0.05;
     }
     let mut detail = format!(
         "{} contacts every {} ({:.0}% of {} gaps fit, {} missed), request size {:.0} B \u{b1}{:.0}%",
@@ -126,8 +129,24 @@ fn judge(ch: &Channel, ctx: &Ctx<'_>) -> Option<(f64, String, Periodicity)> {
     Some((score.min(1.0), detail, p))
 }
 
-/// Reports beaconing channels from internal hosts.
+/// Whether a server is the client's own tenant's machine: periodic traffic inside a tenant
+/// (monitoring, backups, health checks) is how tenants run their services.
+fn same_tenant_internal(ctx: &Ctx<'_>, client: HostKey, server: HostKey) -> bool {
+    ctx.hosts.is_internal(server.addr) && server.tenant == client.tenant
+}
+
+/// A channel found beaconing.
+struct Beacon<'a> {
+    ch: &'a Channel,
+    client: HostKey,
+    server: HostKey,
+    period_ns: u64,
+}
+
+/// Reports beaconing channels from internal hosts, and endpoints several of them beacon to
+/// alike (shared C2).
 pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let mut beacons = Vec::new();
     for ch in ctx.active() {
         let k = ch.key;
         if !ctx.internal(k.client) || infrastructure_service(k.proto, k.port) {
@@ -139,9 +158,13 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         if local_or_group(server.addr) || ctx.config.resolvers.contains(&server.addr) {
             continue;
         }
-        let Some((score, detail, _)) = judge(ch, ctx) else {
+        let Some((mut score, detail, p)) = judge(ch, ctx) else {
             continue;
         };
+        let inside = same_tenant_internal(ctx, client, server);
+        if inside {
+            score *= 0.5;
+        }
         let peer = Peer {
             host: server,
             port: Some(k.port),
@@ -151,6 +174,7 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             host: client,
             role: Role::Bot,
             evidence: Evidence {
+                role: Role::Bot,
                 kind: Behaviour::Beaconing,
                 score,
                 detail,
@@ -160,6 +184,75 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             },
             other: Some((server, Role::C2)),
         });
+        if !inside {
+            beacons.push(Beacon {
+                ch,
+                client,
+                server,
+                period_ns: p.period_ns,
+            });
+        }
+    }
+    shared(ctx, &beacons, out);
+}
+
+/// Several internal hosts beaconing to one endpoint with similar periods: a shared C2, in the
+/// manner of BotMiner's communication plane. An endpoint that nearly every active internal host
+/// reaches alike is the network's own infrastructure (an agent every machine runs), not a C2.
+fn shared(ctx: &Ctx<'_>, beacons: &[Beacon<'_>], out: &mut Vec<Finding>) {
+    use std::collections::BTreeMap;
+    let mut by_endpoint: BTreeMap<(crate::host::HostKey, u16, u8), Vec<&Beacon<'_>>> =
+        BTreeMap::new();
+    for b in beacons {
+        by_endpoint
+            .entry((b.server, b.ch.key.port, b.ch.key.proto))
+            .or_default()
+            .push(b);
+    }
+    let active_internal = ctx
+        .graph
+        .hosts()
+        .filter(|(_, h)| h.internal && h.last_seen >= ctx.from)
+        .count();
+    for ((server, port, proto), group) in by_endpoint {
+        let mut periods: Vec<u64> = group.iter().map(|b| b.period_ns).collect();
+        periods.sort_unstable();
+        let median = periods[periods.len() / 2] as f64;
+        let alike: Vec<&&Beacon<'_>> = group
+            .iter()
+            .filter(|b| (b.period_ns as f64 - median).abs() <= 0.25 * median)
+            .collect();
+        if alike.len() < 2 {
+            continue;
+        }
+        if active_internal >= 5 && alike.len() as f64 >= 0.8 * active_internal as f64 {
+            continue;
+        }
+        let score = (0.5 + 0.1 * (alike.len() as f64 - 2.0)).min(0.8);
+        for b in &alike {
+            out.push(Finding {
+                host: b.client,
+                role: Role::Bot,
+                evidence: Evidence {
+                    role: Role::Bot,
+                    kind: Behaviour::SharedC2,
+                    score,
+                    detail: format!(
+                        "{} internal hosts beacon to this endpoint every {} or so",
+                        alike.len(),
+                        secs(median as u64)
+                    ),
+                    peer: Some(Peer {
+                        host: server,
+                        port: Some(port),
+                        proto,
+                    }),
+                    first_seen: b.ch.first_seen.max(ctx.from),
+                    last_seen: b.ch.last_seen,
+                },
+                other: Some((server, Role::C2)),
+            });
+        }
     }
 }
 

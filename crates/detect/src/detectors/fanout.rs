@@ -56,6 +56,7 @@ fn proto_name(p: u8) -> &'static str {
 pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let cfg = &ctx.config.fanout;
     let clients = by_client(ctx);
+    let mail_servers_seen = mail_servers(ctx);
     let mut scanners: HashMap<HostId, (Timestamp, Vec<u16>)> = HashMap::new();
 
     for (&client, ports) in &clients {
@@ -96,6 +97,7 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 host: client_key,
                 role: Role::Scanner,
                 evidence: Evidence {
+                    role: Role::Scanner,
                     kind: Behaviour::Scanning,
                     score,
                     detail: format!(
@@ -127,6 +129,7 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         host: client_key,
                         role: Role::Bruteforcer,
                         evidence: Evidence {
+                            role: Role::Bruteforcer,
                             kind: Behaviour::BruteForce,
                             score: (0.5 + f64::from(ch.flows) / 400.0).min(0.9),
                             detail: format!(
@@ -153,11 +156,12 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             .filter(|((port, proto), _)| *proto == 6 && cfg.mail_ports.contains(port))
             .map(|(_, a)| a.channels.len())
             .sum();
-        if mail_servers >= cfg.spam_min_servers && !receives_mail(ctx, client) {
+        if mail_servers >= cfg.spam_min_servers && !mail_servers_seen.contains(&client) {
             out.push(Finding {
                 host: client_key,
                 role: Role::Spammer,
                 evidence: Evidence {
+                    role: Role::Spammer,
                     kind: Behaviour::Spam,
                     score: (0.5 + mail_servers as f64 / 100.0).min(0.9),
                     detail: format!("sent mail to {mail_servers} servers and receives none itself"),
@@ -173,12 +177,13 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     worm_spread(ctx, &scanners, out);
 }
 
-/// Whether a host accepts mail (it is a mail server, whose job is fan-out to other servers).
-fn receives_mail(ctx: &Ctx<'_>, host: HostId) -> bool {
+/// Hosts that accept mail (mail servers, whose job is fan-out to other servers).
+fn mail_servers(ctx: &Ctx<'_>) -> std::collections::HashSet<HostId> {
     let ports = &ctx.config.fanout.mail_ports;
-    ctx.active().any(|c| {
-        c.key.server == host && c.key.proto == 6 && ports.contains(&c.key.port) && c.answered > 0
-    })
+    ctx.active()
+        .filter(|c| c.key.proto == 6 && ports.contains(&c.key.port) && c.answered > 0)
+        .map(|c| c.key.server)
+        .collect()
 }
 
 /// A scanner that was contacted by another scanner on a port it now scans, before it began:
@@ -203,6 +208,7 @@ fn worm_spread(
             host: infected,
             role: Role::Scanner,
             evidence: Evidence {
+                role: Role::Scanner,
                 kind: Behaviour::WormSpread,
                 score: 0.8,
                 detail: format!(
