@@ -8,7 +8,7 @@
 use crate::ids::*;
 use botnest_flow::{FlowRecord, Timestamp};
 use botnest_wire::ie::{ElementId, REVERSE_PEN, VMWARE_PEN};
-use botnest_wire::{Record, Template};
+use botnest_wire::{Record, Template, VARIABLE_LENGTH};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Where a field's value goes.
@@ -171,7 +171,10 @@ fn target_of(element: ElementId) -> Option<Target> {
 struct Op {
     /// Index of the field in the template.
     field: u16,
-    /// Byte offset in the record, for templates without variable-length fields.
+    /// How many variable-length fields come before this one: the segment of the record it is in.
+    segment: u8,
+    /// Byte offset from the start of its segment (for a template without variable-length fields,
+    /// from the start of the record).
     offset: u16,
     /// Field length (meaningless for variable-length fields, which carry their own).
     len: u16,
@@ -183,6 +186,9 @@ struct Op {
 pub struct Plan {
     ops: Vec<Op>,
     fixed: bool,
+    /// For each variable-length field, the offset of its length prefix in its segment; `None`
+    /// when the template has too many of them to track per record.
+    varlen: Option<Vec<u16>>,
     /// Whether records carry addresses at all (options records and odd templates do not).
     has_addresses: bool,
     /// The straight-line form of the plan, when the template allows it.
@@ -419,12 +425,16 @@ impl Plan {
     /// Compiles a template. Fields botnest does not use cost nothing at decode time.
     pub fn compile(template: &Template) -> Plan {
         let mut ops = Vec::new();
-        let mut offset = 0usize;
+        // Variable-length fields split a record into segments whose fields sit at fixed offsets
+        // from the segment's start; only the segment starts change from record to record.
+        let (mut segment, mut offset) = (0usize, 0usize);
+        let mut varlen = Vec::new();
         let mut fixed = true;
         for (i, f) in template.fields.iter().enumerate() {
             if let Some(target) = target_of(f.element) {
                 ops.push(Op {
                     field: i as u16,
+                    segment: segment.min(usize::from(u8::MAX)) as u8,
                     offset: offset.min(usize::from(u16::MAX)) as u16,
                     len: f.length,
                     target,
@@ -432,9 +442,14 @@ impl Plan {
             }
             if f.is_variable() {
                 fixed = false;
+                varlen.push(offset.min(usize::from(u16::MAX)) as u16);
+                segment += 1;
+                offset = 0;
+            } else {
+                offset += usize::from(f.length);
             }
-            offset += usize::from(f.length);
         }
+        let varlen = (varlen.len() <= MAX_SEGMENTS).then_some(varlen);
         let has_addresses = ops.iter().any(|o| {
             matches!(
                 o.target,
@@ -445,6 +460,7 @@ impl Plan {
         Plan {
             ops,
             fixed,
+            varlen,
             has_addresses,
             direct,
         }
@@ -475,6 +491,8 @@ impl Plan {
                     store(op.target, v, s, out);
                 }
             }
+        } else if let Some(varlen) = &self.varlen {
+            self.apply_segmented(varlen, record.bytes(), s, out);
         } else {
             let mut next = self.ops.iter().peekable();
             for (i, (_, v)) in record.fields().enumerate() {
@@ -489,6 +507,48 @@ impl Plan {
         resolve(s, header, out)
     }
 }
+
+impl Plan {
+    /// Reads a record of a template with a few variable-length fields: their length prefixes
+    /// give the segment starts, and every other value is at a fixed offset in its segment. The
+    /// record was measured when it was split, so no slice below can fall outside it; `get`
+    /// keeps that checked.
+    fn apply_segmented(&self, varlen: &[u16], b: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
+        let mut starts = [0usize; MAX_SEGMENTS + 1];
+        let mut values = [(0usize, 0usize); MAX_SEGMENTS];
+        for (k, &off) in varlen.iter().enumerate() {
+            let at = starts[k] + usize::from(off);
+            // RFC 7011 section 7: one length byte, or 255 and two more.
+            let (len, prefix) = match b.get(at) {
+                Some(255) => match b.get(at + 1..at + 3) {
+                    Some(l) => (usize::from(u16::from_be_bytes([l[0], l[1]])), 3),
+                    None => return,
+                },
+                Some(&n) => (usize::from(n), 1),
+                None => return,
+            };
+            values[k] = (at + prefix, len);
+            starts[k + 1] = at + prefix + len;
+        }
+        for op in &self.ops {
+            let seg = usize::from(op.segment);
+            let value = if op.len == VARIABLE_LENGTH {
+                let (start, len) = values[seg];
+                b.get(start..start + len)
+            } else {
+                let start = starts[seg] + usize::from(op.offset);
+                b.get(start..start + usize::from(op.len))
+            };
+            if let Some(v) = value {
+                store(op.target, v, s, out);
+            }
+        }
+    }
+}
+
+/// Most variable-length fields a template may have for the segmented reading; templates with
+/// more (rare) are read field by field.
+const MAX_SEGMENTS: usize = 8;
 
 /// An unsigned integer of 1 to 8 bytes (reduced-size encoding, RFC 7011 section 6.2).
 #[inline]
@@ -937,6 +997,50 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        /// Reading by segments gives exactly what walking every field gives, for templates
+        /// mixing fixed and variable-length fields (Open vSwitch's tunnel key, interface names)
+        /// and any record bytes.
+        #[test]
+        fn segmented_path_matches_the_field_walk(
+            layout in proptest::collection::vec((0usize..FIELD_CHOICES.len(), proptest::bool::ANY), 1..24),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        ) {
+            let fields: Vec<FieldSpec> = layout
+                .iter()
+                .map(|&(i, var)| {
+                    let (id, len) = FIELD_CHOICES[i];
+                    FieldSpec::iana(id, if var { VARIABLE_LENGTH } else { len })
+                })
+                .collect();
+            let template = Template { id: 256, scope_field_count: 0, fields };
+            let segmented = Plan::compile(&template);
+            let mut walk = segmented.clone();
+            walk.varlen = None;
+            for record in template.records(&body).flatten() {
+                let (mut a, mut b) = (FlowRecord::default(), FlowRecord::default());
+                let sa = segmented.apply(&record, export_at(1_700_000_000), &mut a);
+                let sb = walk.apply(&record, export_at(1_700_000_000), &mut b);
+                proptest::prop_assert_eq!(a, b);
+                proptest::prop_assert_eq!(sa, sb);
+            }
+        }
+    }
+
+    /// Elements the segmented test draws from, with their usual lengths.
+    const FIELD_CHOICES: [(u16, u16); 10] = [
+        (SOURCE_IPV4_ADDRESS, 4),
+        (DESTINATION_IPV6_ADDRESS, 16),
+        (SOURCE_TRANSPORT_PORT, 2),
+        (PROTOCOL_IDENTIFIER, 1),
+        (OCTET_DELTA_COUNT, 8),
+        (PACKET_DELTA_COUNT, 4),
+        (FLOW_START_MILLISECONDS, 8),
+        (INTERFACE_NAME, 16),
+        (SAMPLING_INTERVAL, 4),
+        (PADDING_OCTETS, 3),
+    ];
 
     #[test]
     fn ntp_before_1970_is_not_a_time() {
