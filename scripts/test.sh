@@ -16,7 +16,9 @@
 # Environment:
 #   CI=true             Set by CI (which runs `bash .ci/run`); turns colours off and makes suites
 #                       that need an external tool fail instead of skipping.
-#   BOTNEST_SHARED=DIR  Where the shared fixtures live (default: ../shared beside the checkout).
+#   BOTNEST_SHARED=DIR  Where the shared fixtures live (default: ../shared beside the checkout);
+#                       the conformance suite skips with a note when they are absent.
+#   BOTNEST_SKIP_CONFORMANCE=1  Skip the conformance suite (what --quick does).
 #
 # Exit status: 0 when every step passed, 1 otherwise. Every step runs even after a failure, so
 # one run lists all problems; a summary at the end names the failed steps.
@@ -43,8 +45,9 @@ for arg in "$@"; do
 done
 
 # A toolchain installed by rustup lives here; CI's environment may not have it on PATH.
-if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
-    PATH="$HOME/.cargo/bin:$PATH"
+CARGO_BIN="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "$CARGO_BIN/cargo" ]]; then
+    PATH="$CARGO_BIN:$PATH"
 fi
 
 if [[ "${CI:-}" == "true" ]]; then
@@ -62,6 +65,7 @@ APT_PACKAGES=(
     "ethtool:ethtool"
     "iproute2:ip"
     "tcpdump:tcpdump"
+    "rsyslog:rsyslogd"
 )
 
 # Steps that later parts of the project add: "label|script". Each runs when its script exists
@@ -172,8 +176,7 @@ install_rust() {
             echo "error: rustup install failed" >&2
             return 1
         }
-        # shellcheck source=/dev/null
-        . "$HOME/.cargo/env"
+        PATH="$CARGO_BIN:$PATH"
     fi
     if ! have cc; then apt_install gcc libc6-dev || return 1; fi
     local component

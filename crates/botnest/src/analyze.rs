@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use botnest_collect::sources::argus::ArgusReader;
 use botnest_collect::sources::meter::RawCaptureReader;
 use botnest_collect::sources::zeek::ZeekReader;
-use botnest_collect::sources::{sniff, InputKind, LineStats};
+use botnest_collect::sources::{sniff, InputKind, Label, LineStats};
 use botnest_collect::{Decoder, DecoderConfig, RecordMeta, Sink};
 use botnest_detect::{Botnest, DetectConfig, Engine, HostKey, HostVerdict, Role};
 use botnest_flow::{FlowRecord, Timestamp};
@@ -22,6 +22,10 @@ pub struct AnalyzeArgs {
     /// Internal network (repeatable); replaces the default private and unique-local ranges.
     #[arg(long, value_name = "CIDR")]
     pub internal: Vec<ipnet::IpNet>,
+    /// Blocklist file (repeatable): a plain list of addresses, networks and address:port
+    /// endpoints, or an abuse.ch-style CSV feed. Added to the configuration's `blocklists`.
+    #[arg(long, value_name = "FILE")]
+    pub blocklist: Vec<PathBuf>,
     /// No progress bar, even on a terminal.
     #[arg(long)]
     pub quiet: bool,
@@ -73,12 +77,41 @@ impl Sink for Feeder<'_> {
     }
 }
 
+/// Where the flows of an input go: the engine, or an evaluation that also reads the labels.
+pub trait Intake: Sink {
+    /// One flow, with the dataset's label for it when the input carries labels.
+    fn intake(&mut self, flow: &FlowRecord, label: Option<&Label>);
+}
+
+impl Intake for Feeder<'_> {
+    fn intake(&mut self, flow: &FlowRecord, _label: Option<&Label>) {
+        self.feed(flow);
+    }
+}
+
 /// Runs `botnest analyze`.
 pub fn run(args: &AnalyzeArgs, mut config: DetectConfig, decoder: DecoderConfig) -> Result<()> {
     if !args.internal.is_empty() {
         config.hosts.internal = args.internal.clone();
     }
+    let lists: Vec<PathBuf> = config
+        .blocklists
+        .iter()
+        .chain(&args.blocklist)
+        .cloned()
+        .collect();
     let mut engine = Engine::new(config);
+    if !lists.is_empty() {
+        let (intel, stats) = crate::intel::load(&lists)?;
+        tracing::info!(
+            files = stats.files,
+            entries = stats.entries,
+            duplicates = stats.duplicates,
+            skipped_lines = stats.skipped,
+            "blocklists loaded"
+        );
+        engine.set_intel(intel);
+    }
     let progress = Progress::new(&args.inputs, args.quiet);
     {
         let mut feeder = Feeder::new(&mut engine);
@@ -101,20 +134,21 @@ pub fn run(args: &AnalyzeArgs, mut config: DetectConfig, decoder: DecoderConfig)
 
 /// Reads one input of any kind botnest knows, feeding its flows to the engine. Bad lines of
 /// logs are counted by their readers and reported, never fatal.
-fn read_input(path: &Path, decoder: &mut Decoder, feeder: &mut Feeder<'_>) -> Result<()> {
+pub fn read_input<I: Intake>(path: &Path, decoder: &mut Decoder, intake: &mut I) -> Result<()> {
     match sniff(path)? {
-        InputKind::ExportCapture => decode_capture(path, decoder, feeder),
-        InputKind::IpfixFile => decode_ipfix_file(path, decoder, feeder),
+        InputKind::ExportCapture => decode_capture(path, decoder, intake),
+        InputKind::IpfixFile => decode_ipfix_file(path, decoder, intake),
         InputKind::RawCapture => {
             for flow in RawCaptureReader::open(path)? {
-                feeder.feed(&flow?);
+                intake.intake(&flow?, None);
             }
             Ok(())
         }
         InputKind::ZeekTsv | InputKind::ZeekJson => {
             let mut reader = ZeekReader::open(path)?;
             for item in reader.by_ref() {
-                feeder.feed(&item?.0);
+                let (flow, label) = item?;
+                intake.intake(&flow, label.as_ref());
             }
             report_bad_lines(path, reader.stats());
             Ok(())
@@ -122,7 +156,8 @@ fn read_input(path: &Path, decoder: &mut Decoder, feeder: &mut Feeder<'_>) -> Re
         InputKind::Argus => {
             let mut reader = ArgusReader::open(path)?;
             for item in reader.by_ref() {
-                feeder.feed(&item?.0);
+                let (flow, label) = item?;
+                intake.intake(&flow, label.as_ref());
             }
             report_bad_lines(path, reader.stats());
             Ok(())
@@ -195,7 +230,7 @@ fn primary_role(roles: &std::collections::BTreeSet<Role>) -> Option<Role> {
     roles.iter().next().copied()
 }
 
-fn role_name(r: Role) -> String {
+pub fn role_name(r: Role) -> String {
     serde_json::to_value(r)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -245,6 +280,18 @@ fn botnest_json(engine: &Engine, b: &Botnest) -> Value {
         "tenants": b.tenants.iter().map(|t| engine.hosts().tenant_name(*t)).collect::<Vec<_>>(),
         "first_seen": rfc3339(b.first_seen),
         "last_seen": rfc3339(b.last_seen),
+        "flows": b.flows.iter().map(|f| json!({
+            "client": f.client.addr.to_string(),
+            "server": f.server.addr.to_string(),
+            "port": f.port,
+            "proto": f.proto,
+            "flows": f.flows,
+            "failed": f.failed,
+            "bytes_out": f.bytes_out,
+            "bytes_in": f.bytes_in,
+            "first_seen": rfc3339(f.first_seen),
+            "last_seen": rfc3339(f.last_seen),
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -48,9 +48,11 @@ pub struct CollectArgs {
 }
 
 /// Records handed from the reader threads to the output thread.
-struct Batch {
-    flows: Vec<FlowRecord>,
-    text: Vec<u8>,
+pub(crate) struct Batch {
+    /// Normalised flow records.
+    pub(crate) flows: Vec<FlowRecord>,
+    /// The records printed in the chosen format.
+    pub(crate) text: Vec<u8>,
 }
 
 /// How many records a reader thread collects before handing them on.
@@ -64,6 +66,8 @@ const QUEUE_BATCHES: usize = 1024;
 /// the socket. A batch that finds the queue full is dropped and its records counted.
 struct Forward {
     printer: Printer<Vec<u8>>,
+    /// Whether records are printed at all (`--format none` skips the printer).
+    text: bool,
     flows: Vec<FlowRecord>,
     records: usize,
     tx: SyncSender<Batch>,
@@ -100,7 +104,9 @@ impl Drop for Forward {
 
 impl Sink for Forward {
     fn flow(&mut self, meta: &RecordMeta<'_>, flow: &FlowRecord, raw: &Record<'_>) {
-        self.printer.flow(meta, flow, raw);
+        if self.text {
+            self.printer.flow(meta, flow, raw);
+        }
         self.flows.push(*flow);
         self.records += 1;
         if self.records >= BATCH_RECORDS {
@@ -109,13 +115,52 @@ impl Sink for Forward {
     }
 
     fn options(&mut self, meta: &RecordMeta<'_>, raw: &Record<'_>) {
-        self.printer.options(meta, raw);
+        if self.text {
+            self.printer.options(meta, raw);
+        }
         self.records += 1;
     }
 
     fn flush(&mut self) {
         if self.records >= BATCH_RECORDS || self.last_send.elapsed() >= BATCH_DELAY {
             self.send();
+        }
+    }
+}
+
+/// Reader-thread sinks that hand records on in batches through one bounded queue.
+pub(crate) struct Forwarding {
+    /// Builds the sink of each reader thread.
+    pub(crate) make_sink: SinkFactory,
+    /// Where the batches arrive; it disconnects once every sink is gone.
+    pub(crate) batches: Receiver<Batch>,
+    /// Records dropped because the queue was full.
+    pub(crate) dropped: Arc<AtomicU64>,
+}
+
+impl Forwarding {
+    /// Sinks printing records in `format` (`Format::None` hands on flows only).
+    pub(crate) fn new(format: Format) -> Forwarding {
+        let (tx, batches) = sync_channel::<Batch>(QUEUE_BATCHES);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let make_sink: SinkFactory = {
+            let dropped = Arc::clone(&dropped);
+            Arc::new(move || {
+                Box::new(Forward {
+                    printer: Printer::without_header(format, Vec::new()),
+                    text: format != Format::None,
+                    flows: Vec::with_capacity(BATCH_RECORDS),
+                    records: 0,
+                    tx: tx.clone(),
+                    dropped: Arc::clone(&dropped),
+                    last_send: Instant::now(),
+                }) as Box<dyn Sink + Send>
+            })
+        };
+        Forwarding {
+            make_sink,
+            batches,
+            dropped,
         }
     }
 }
@@ -135,22 +180,11 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
         restore_templates(&mut decoder, path);
     }
 
-    let (tx, rx) = sync_channel::<Batch>(QUEUE_BATCHES);
-    let dropped = Arc::new(AtomicU64::new(0));
-    let make_sink: SinkFactory = {
-        let (tx, dropped) = (tx.clone(), Arc::clone(&dropped));
-        Arc::new(move || {
-            Box::new(Forward {
-                printer: Printer::without_header(format, Vec::new()),
-                flows: Vec::with_capacity(BATCH_RECORDS),
-                records: 0,
-                tx: tx.clone(),
-                dropped: Arc::clone(&dropped),
-                last_send: Instant::now(),
-            }) as Box<dyn Sink + Send>
-        })
-    };
-    drop(tx);
+    let Forwarding {
+        make_sink,
+        batches: rx,
+        dropped,
+    } = Forwarding::new(format);
 
     if format == Format::Table {
         let mut header = Printer::new(Format::Table, std::io::stdout());
@@ -234,13 +268,19 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
 /// Periodic counters in the log: a summary line at info, one line per exporter and domain at
 /// debug, and an error whenever records were lost since the last report.
 #[derive(Default)]
-struct Report {
+pub(crate) struct Report {
     lost: u64,
     dropped: u64,
 }
 
 impl Report {
-    fn log(&mut self, decoder: &Decoder, sockets: &[(Endpoint, Arc<SocketStats>)], queue: u64) {
+    /// Logs the counters, and an error when records were lost since the last call.
+    pub(crate) fn log(
+        &mut self,
+        decoder: &Decoder,
+        sockets: &[(Endpoint, Arc<SocketStats>)],
+        queue: u64,
+    ) {
         let t = decoder.totals();
         let kernel: u64 = sockets
             .iter()
@@ -390,7 +430,8 @@ fn rotate(files: &mut Option<FileOutput>) {
     }
 }
 
-fn restore_templates(decoder: &mut Decoder, path: &Path) {
+/// Reads templates saved by an earlier run; an unreadable file is logged and ignored.
+pub(crate) fn restore_templates(decoder: &mut Decoder, path: &Path) {
     let Ok(text) = std::fs::read_to_string(path) else {
         return;
     };
@@ -405,18 +446,24 @@ fn restore_templates(decoder: &mut Decoder, path: &Path) {
     }
 }
 
-fn save_templates(decoder: &Decoder, path: &Path) {
+/// Saves the decoder's templates; a failure is logged.
+pub(crate) fn save_templates(decoder: &Decoder, path: &Path) {
     let snapshot = decoder.snapshot();
-    let result = (|| -> Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&snapshot)?)?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
-    })();
-    if let Err(e) = result {
+    if let Err(e) = save_json(path, &snapshot) {
         tracing::warn!(path = %path.display(), error = %e, "cannot save templates");
     }
+}
+
+/// Writes `value` as JSON to a temporary file beside `path` and renames it over `path`, so a
+/// crash leaves the old file or the new one, never half of one.
+pub(crate) fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    serde_json::to_writer(&mut file, value)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }

@@ -17,7 +17,20 @@
 //! write = "/var/lib/botnest/ipfix"  # write rotated RFC 5655 files here
 //! rotate_seconds = 300
 //! rotate_bytes = 268435456
-//! state_dir = "/var/lib/botnest"    # templates kept across restarts
+//! state_dir = "/var/lib/botnest"    # templates, verdicts and botnests kept across restarts
+//!
+//! [alerts]                   # botnest run
+//! json = "/var/log/botnest/alerts.json"  # JSON lines, appended; "-" for stdout
+//! syslog = "udp://127.0.0.1:514"         # or tcp://HOST:PORT (octet counting)
+//! webhook = "http://127.0.0.1:8080/botnest"
+//! rate_per_second = 10       # per sink; 0: no limit
+//! burst = 100
+//! facility = "daemon"        # or local0 ... local7, or the number
+//! repeat_seconds = 3600      # an identical alert is not sent again within this time
+//!
+//! [detect]
+//! allow = ["10.1.2.3", "198.51.100.0/24", "203.0.113.5:443"]  # never reported
+//! blocklists = ["/etc/botnest/feodo.csv", "/etc/botnest/drop.txt"]
 //! ```
 
 use crate::output::Format;
@@ -38,6 +51,8 @@ pub struct Config {
     pub output: OutputConfig,
     /// Detection.
     pub detect: botnest_detect::DetectConfig,
+    /// Where `botnest run` sends alerts.
+    pub alerts: crate::alerts::AlertConfig,
 }
 
 /// Output settings.
@@ -108,6 +123,16 @@ mod tests {
         assert_eq!(c.listen.allow.len(), 2);
         assert_eq!(c.decoder.template_lifetime.as_secs(), 1800);
         assert_eq!(c.output.rotate_seconds, 300);
+        assert_eq!(c.alerts.syslog.as_deref(), Some("udp://127.0.0.1:514"));
+        assert_eq!(c.alerts.facility, crate::alerts::Facility(3));
+        assert_eq!(c.detect.allow.len(), 3);
+        assert_eq!(c.detect.allow[2].to_string(), "203.0.113.5:443");
+        assert_eq!(c.detect.blocklists.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_allow_entry_is_refused() {
+        assert!(toml::from_str::<Config>("[detect]\nallow = [\"example.com\"]").is_err());
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! botnest: real-time botnet detection from IPFIX and NetFlow.
 
+mod alerts;
 mod analyze;
 mod collect;
 mod config;
 mod decode;
+mod evaluate;
+mod intel;
 mod output;
+mod run;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -32,6 +36,10 @@ enum Command {
     Collect(collect::CollectArgs),
     /// Find botnets in recorded data: captures, IPFIX files, Zeek and Argus logs.
     Analyze(analyze::AnalyzeArgs),
+    /// Score verdicts against labelled data: per host, per time window (CTU-13), C2 named.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Collect flows and detect botnets live, sending alerts to JSON, syslog and webhooks.
+    Run(run::RunArgs),
 }
 
 fn main() {
@@ -52,6 +60,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Decode(args) => decode::run(&args, config.decoder),
         Command::Collect(args) => collect::run(&args, config),
         Command::Analyze(args) => analyze::run(&args, config.detect, config.decoder),
+        Command::Evaluate(args) => evaluate::run(&args, config.detect, config.decoder),
+        Command::Run(args) => run::run(&args, config),
     }
 }
 
@@ -63,8 +73,11 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // Colours only on a terminal: logs sent to a file or a journal stay plain text.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

@@ -8,7 +8,7 @@
 use crate::ids::*;
 use botnest_flow::{FlowRecord, Timestamp};
 use botnest_wire::ie::{ElementId, REVERSE_PEN, VMWARE_PEN};
-use botnest_wire::{Record, Template};
+use botnest_wire::{Record, Template, VARIABLE_LENGTH};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Where a field's value goes.
@@ -44,6 +44,8 @@ enum Target {
     InputInterface,
     OutputInterface,
     IcmpTypeCode,
+    IcmpType,
+    IcmpCode,
     SamplingInterval,
     SamplingPacketInterval,
     SamplingPacketSpace,
@@ -145,6 +147,9 @@ fn target_of(element: ElementId) -> Option<Target> {
         INGRESS_INTERFACE => InputInterface,
         EGRESS_INTERFACE => OutputInterface,
         ICMP_TYPE_CODE_IPV4 | ICMP_TYPE_CODE_IPV6 => IcmpTypeCode,
+        // Open vSwitch sends ICMP type and code as separate elements.
+        ICMP_TYPE_IPV4 | ICMP_TYPE_IPV6 => IcmpType,
+        ICMP_CODE_IPV4 | ICMP_CODE_IPV6 => IcmpCode,
         SAMPLING_INTERVAL | SAMPLER_RANDOM_INTERVAL => SamplingInterval,
         SAMPLING_PACKET_INTERVAL => SamplingPacketInterval,
         SAMPLING_PACKET_SPACE => SamplingPacketSpace,
@@ -166,7 +171,10 @@ fn target_of(element: ElementId) -> Option<Target> {
 struct Op {
     /// Index of the field in the template.
     field: u16,
-    /// Byte offset in the record, for templates without variable-length fields.
+    /// How many variable-length fields come before this one: the segment of the record it is in.
+    segment: u8,
+    /// Byte offset from the start of its segment (for a template without variable-length fields,
+    /// from the start of the record).
     offset: u16,
     /// Field length (meaningless for variable-length fields, which carry their own).
     len: u16,
@@ -178,8 +186,145 @@ struct Op {
 pub struct Plan {
     ops: Vec<Op>,
     fixed: bool,
+    /// For each variable-length field, the offset of its length prefix in its segment; `None`
+    /// when the template has too many of them to track per record.
+    varlen: Option<Vec<u16>>,
     /// Whether records carry addresses at all (options records and odd templates do not).
     has_addresses: bool,
+    /// The straight-line form of the plan, when the template allows it.
+    direct: Option<Direct>,
+}
+
+/// Where a value sits in a fixed-length record.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    offset: u16,
+    len: u16,
+}
+
+impl At {
+    #[inline]
+    fn get(self, bytes: &[u8]) -> Option<&[u8]> {
+        let start = usize::from(self.offset);
+        bytes.get(start..start + usize::from(self.len))
+    }
+}
+
+/// A plan for the common shape of flow templates: fixed-length records that carry each value
+/// at most once, none of them needing options data or another field to be read. Records are then
+/// read by straight-line code, one predictable branch per value, rather than by one dispatch per
+/// template field; the values come out exactly as [`store`] and [`resolve`] would give them.
+#[derive(Debug, Clone, Default)]
+struct Direct {
+    src: Option<At>,
+    dst: Option<At>,
+    src_port: Option<At>,
+    dst_port: Option<At>,
+    protocol: Option<At>,
+    tcp_flags: Option<At>,
+    octets: Option<At>,
+    packets: Option<At>,
+    reverse_octets: Option<At>,
+    reverse_packets: Option<At>,
+    input_interface: Option<At>,
+    output_interface: Option<At>,
+    start: Option<(At, TimeForm)>,
+    end: Option<(At, TimeForm)>,
+}
+
+impl Direct {
+    /// The direct form of a fixed-length template's operations, if each is one it covers and no
+    /// value is given twice (where the order of fields would matter).
+    fn compile(ops: &[Op]) -> Option<Direct> {
+        use Target::*;
+        let mut d = Direct::default();
+        for op in ops {
+            let at = At {
+                offset: op.offset,
+                len: op.len,
+            };
+            let slot = match op.target {
+                SrcV4 | SrcV6 => &mut d.src,
+                DstV4 | DstV6 => &mut d.dst,
+                SrcPort => &mut d.src_port,
+                DstPort => &mut d.dst_port,
+                Protocol => &mut d.protocol,
+                TcpFlags => &mut d.tcp_flags,
+                Octets(_) => &mut d.octets,
+                Packets(_) => &mut d.packets,
+                ReverseOctets(_) => &mut d.reverse_octets,
+                ReversePackets(_) => &mut d.reverse_packets,
+                InputInterface => &mut d.input_interface,
+                OutputInterface => &mut d.output_interface,
+                Start(form) if d.start.is_none() => {
+                    d.start = Some((at, form));
+                    continue;
+                }
+                End(form) if d.end.is_none() => {
+                    d.end = Some((at, form));
+                    continue;
+                }
+                _ => return None,
+            };
+            if slot.replace(at).is_some() {
+                return None;
+            }
+        }
+        Some(d)
+    }
+
+    #[inline]
+    fn apply(&self, b: &[u8], header: HeaderTime, out: &mut FlowRecord) -> SamplingFields {
+        let uint_at = |at: Option<At>| uint(at?.get(b)?);
+        if let Some(v) = self.src.and_then(|a| a.get(b)) {
+            out.src = addr(v).unwrap_or(out.src);
+        }
+        if let Some(v) = self.dst.and_then(|a| a.get(b)) {
+            out.dst = addr(v).unwrap_or(out.dst);
+        }
+        if let Some(v) = self.src_port.and_then(|a| a.get(b)) {
+            out.src_port = uint(v).unwrap_or(0) as u16;
+        }
+        if let Some(v) = self.dst_port.and_then(|a| a.get(b)) {
+            out.dst_port = uint(v).unwrap_or(0) as u16;
+        }
+        if let Some(v) = self.protocol.and_then(|a| a.get(b)) {
+            out.protocol = uint(v).unwrap_or(0) as u8;
+        }
+        if let Some(v) = self.tcp_flags.and_then(|a| a.get(b)) {
+            out.tcp_flags |= uint(v).unwrap_or(0) as u16;
+        }
+        if let Some(v) = self.input_interface.and_then(|a| a.get(b)) {
+            out.input_interface = uint(v).unwrap_or(0) as u32;
+        }
+        if let Some(v) = self.output_interface.and_then(|a| a.get(b)) {
+            out.output_interface = uint(v).unwrap_or(0) as u32;
+        }
+        // A counter given once is the one that wins (see `Scratch::first`).
+        out.octets = uint_at(self.octets).unwrap_or(out.octets);
+        out.packets = uint_at(self.packets).unwrap_or(out.packets);
+        out.reverse_octets = uint_at(self.reverse_octets).unwrap_or(out.reverse_octets);
+        out.reverse_packets = uint_at(self.reverse_packets).unwrap_or(out.reverse_packets);
+
+        // One start and one end at most, and no duration: each time is read on its own, as
+        // `resolve_times` would read it.
+        let time = |t: Option<(At, TimeForm)>| {
+            let (at, form) = t?;
+            time_of(form, at.get(b)?, header)
+        };
+        let (start, end) = match (time(self.start), time(self.end)) {
+            (Some(a), Some(b)) => (a, b),
+            (Some(a), None) => (a, a),
+            (None, Some(b)) => (b, b),
+            (None, None) => {
+                let t = Timestamp::from_unix_millis(header.export_millis);
+                (t, t)
+            }
+        };
+        out.start = start;
+        out.end = end;
+        SamplingFields::default()
+    }
 }
 
 /// Export-header context that records are decoded against.
@@ -193,28 +338,78 @@ pub struct HeaderTime {
     pub system_init_ms: Option<u64>,
 }
 
-/// Values read from one record before they are resolved into a [`FlowRecord`].
-#[derive(Debug, Default)]
+/// Values read from one record before they are resolved into a [`FlowRecord`]: one slot per
+/// value, and a bit per slot saying whether the record set it. Clearing a record's values is
+/// clearing the bits, so the scratch costs nothing per record however many slots it has.
+#[derive(Debug)]
 struct Scratch {
-    octets: [Option<u64>; 4],
-    packets: [Option<u64>; 4],
-    reverse_octets: [Option<u64>; 4],
-    reverse_packets: [Option<u64>; 4],
-    start: Option<Timestamp>,
-    end: Option<Timestamp>,
-    start_uptime: Option<u64>,
-    end_uptime: Option<u64>,
-    duration_us: Option<u64>,
-    system_init_ms: Option<u64>,
-    icmp: Option<u16>,
-    sampling_packet_interval: Option<u64>,
-    sampling_packet_space: Option<u64>,
-    sampling_probability: Option<f64>,
-    sampling_size: Option<u64>,
-    sampling_population: Option<u64>,
-    sampling_interval: Option<u64>,
-    selector: Option<u64>,
-    layer2_segment: Option<u64>,
+    set: u64,
+    slots: [u64; slot::COUNT],
+}
+
+/// Slot numbers of [`Scratch`]. Counters take four slots each, one per [`Priority`].
+mod slot {
+    pub const OCTETS: usize = 0;
+    pub const PACKETS: usize = 4;
+    pub const REVERSE_OCTETS: usize = 8;
+    pub const REVERSE_PACKETS: usize = 12;
+    pub const START: usize = 16;
+    pub const END: usize = 17;
+    pub const START_UPTIME: usize = 18;
+    pub const END_UPTIME: usize = 19;
+    pub const DURATION_US: usize = 20;
+    pub const SYSTEM_INIT_MS: usize = 21;
+    pub const ICMP: usize = 22;
+    pub const SAMPLING_PACKET_INTERVAL: usize = 23;
+    pub const SAMPLING_PACKET_SPACE: usize = 24;
+    /// An `f64`, kept as its bits.
+    pub const SAMPLING_PROBABILITY: usize = 25;
+    pub const SAMPLING_SIZE: usize = 26;
+    pub const SAMPLING_POPULATION: usize = 27;
+    pub const SAMPLING_INTERVAL: usize = 28;
+    pub const SELECTOR: usize = 29;
+    pub const LAYER2_SEGMENT: usize = 30;
+    pub const ICMP_TYPE: usize = 31;
+    pub const ICMP_CODE: usize = 32;
+    pub const COUNT: usize = 33;
+    /// Every slot that says something about sampling.
+    pub const SAMPLING: u64 = 0x7f << SAMPLING_PACKET_INTERVAL;
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            set: 0,
+            slots: [0; slot::COUNT],
+        }
+    }
+}
+
+impl Scratch {
+    /// Sets a slot, or unsets it when the value was unreadable (a later field of the same
+    /// meaning replaces an earlier one, readable or not).
+    #[inline]
+    fn put(&mut self, slot: usize, v: Option<u64>) {
+        match v {
+            Some(x) => {
+                self.slots[slot] = x;
+                self.set |= 1 << slot;
+            }
+            None => self.set &= !(1 << slot),
+        }
+    }
+
+    #[inline]
+    fn get(&self, slot: usize) -> Option<u64> {
+        (self.set & (1 << slot) != 0).then(|| self.slots[slot])
+    }
+
+    /// The counter of the best priority that the record carries.
+    #[inline]
+    fn first(&self, base: usize) -> Option<u64> {
+        let present = (self.set >> base) & 0xf;
+        (present != 0).then(|| self.slots[base + present.trailing_zeros() as usize])
+    }
 }
 
 /// What a record says about sampling, for the session to resolve against options data.
@@ -230,12 +425,16 @@ impl Plan {
     /// Compiles a template. Fields botnest does not use cost nothing at decode time.
     pub fn compile(template: &Template) -> Plan {
         let mut ops = Vec::new();
-        let mut offset = 0usize;
+        // Variable-length fields split a record into segments whose fields sit at fixed offsets
+        // from the segment's start; only the segment starts change from record to record.
+        let (mut segment, mut offset) = (0usize, 0usize);
+        let mut varlen = Vec::new();
         let mut fixed = true;
         for (i, f) in template.fields.iter().enumerate() {
             if let Some(target) = target_of(f.element) {
                 ops.push(Op {
                     field: i as u16,
+                    segment: segment.min(usize::from(u8::MAX)) as u8,
                     offset: offset.min(usize::from(u16::MAX)) as u16,
                     len: f.length,
                     target,
@@ -243,19 +442,27 @@ impl Plan {
             }
             if f.is_variable() {
                 fixed = false;
+                varlen.push(offset.min(usize::from(u16::MAX)) as u16);
+                segment += 1;
+                offset = 0;
+            } else {
+                offset += usize::from(f.length);
             }
-            offset += usize::from(f.length);
         }
+        let varlen = (varlen.len() <= MAX_SEGMENTS).then_some(varlen);
         let has_addresses = ops.iter().any(|o| {
             matches!(
                 o.target,
                 Target::SrcV4 | Target::SrcV6 | Target::DstV4 | Target::DstV6
             )
         });
+        let direct = if fixed { Direct::compile(&ops) } else { None };
         Plan {
             ops,
             fixed,
+            varlen,
             has_addresses,
+            direct,
         }
     }
 
@@ -272,36 +479,88 @@ impl Plan {
         header: HeaderTime,
         out: &mut FlowRecord,
     ) -> SamplingFields {
-        let mut s = Scratch::default();
+        if let Some(direct) = &self.direct {
+            return direct.apply(record.bytes(), header, out);
+        }
+        let s = &mut Scratch::default();
         if self.fixed {
             let bytes = record.bytes();
             for op in &self.ops {
                 let start = usize::from(op.offset);
                 if let Some(v) = bytes.get(start..start + usize::from(op.len)) {
-                    store(op.target, v, &mut s, out);
+                    store(op.target, v, s, out);
                 }
             }
+        } else if let Some(varlen) = &self.varlen {
+            self.apply_segmented(varlen, record.bytes(), s, out);
         } else {
             let mut next = self.ops.iter().peekable();
             for (i, (_, v)) in record.fields().enumerate() {
                 while let Some(op) = next.next_if(|op| usize::from(op.field) == i) {
-                    store(op.target, v, &mut s, out);
+                    store(op.target, v, s, out);
                 }
                 if next.peek().is_none() {
                     break;
                 }
             }
         }
-        resolve(&s, header, out)
+        resolve(s, header, out)
     }
 }
 
+impl Plan {
+    /// Reads a record of a template with a few variable-length fields: their length prefixes
+    /// give the segment starts, and every other value is at a fixed offset in its segment. The
+    /// record was measured when it was split, so no slice below can fall outside it; `get`
+    /// keeps that checked.
+    fn apply_segmented(&self, varlen: &[u16], b: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
+        let mut starts = [0usize; MAX_SEGMENTS + 1];
+        let mut values = [(0usize, 0usize); MAX_SEGMENTS];
+        for (k, &off) in varlen.iter().enumerate() {
+            let at = starts[k] + usize::from(off);
+            // RFC 7011 section 7: one length byte, or 255 and two more.
+            let (len, prefix) = match b.get(at) {
+                Some(255) => match b.get(at + 1..at + 3) {
+                    Some(l) => (usize::from(u16::from_be_bytes([l[0], l[1]])), 3),
+                    None => return,
+                },
+                Some(&n) => (usize::from(n), 1),
+                None => return,
+            };
+            values[k] = (at + prefix, len);
+            starts[k + 1] = at + prefix + len;
+        }
+        for op in &self.ops {
+            let seg = usize::from(op.segment);
+            let value = if op.len == VARIABLE_LENGTH {
+                let (start, len) = values[seg];
+                b.get(start..start + len)
+            } else {
+                let start = starts[seg] + usize::from(op.offset);
+                b.get(start..start + usize::from(op.len))
+            };
+            if let Some(v) = value {
+                store(op.target, v, s, out);
+            }
+        }
+    }
+}
+
+/// Most variable-length fields a template may have for the segmented reading; templates with
+/// more (rare) are read field by field.
+const MAX_SEGMENTS: usize = 8;
+
+/// An unsigned integer of 1 to 8 bytes (reduced-size encoding, RFC 7011 section 6.2).
 #[inline]
 fn uint(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 8 {
-        return None;
+    match *v {
+        [a] => Some(u64::from(a)),
+        [a, b] => Some(u64::from(u16::from_be_bytes([a, b]))),
+        [a, b, c, d] => Some(u64::from(u32::from_be_bytes([a, b, c, d]))),
+        [a, b, c, d, e, f, g, h] => Some(u64::from_be_bytes([a, b, c, d, e, f, g, h])),
+        _ if v.is_empty() || v.len() > 8 => None,
+        _ => Some(v.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))),
     }
-    Some(v.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
 }
 
 #[inline]
@@ -332,6 +591,7 @@ fn ntp(v: &[u8], micros: bool) -> Option<Timestamp> {
     Some(Timestamp(secs * 1_000_000_000 + nanos))
 }
 
+#[inline]
 fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
     use Target::*;
     match target {
@@ -342,15 +602,15 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
         Protocol => out.protocol = uint(v).unwrap_or(0) as u8,
         TcpFlags => out.tcp_flags |= uint(v).unwrap_or(0) as u16,
         ReverseTcpFlags => out.reverse_tcp_flags |= uint(v).unwrap_or(0) as u16,
-        Octets(p) => s.octets[p as usize] = uint(v),
-        Packets(p) => s.packets[p as usize] = uint(v),
-        ReverseOctets(p) => s.reverse_octets[p as usize] = uint(v),
-        ReversePackets(p) => s.reverse_packets[p as usize] = uint(v),
-        Start(form) => set_time(form, v, &mut s.start, &mut s.start_uptime),
-        End(form) => set_time(form, v, &mut s.end, &mut s.end_uptime),
-        DurationMillis => s.duration_us = uint(v).map(|x| x.saturating_mul(1000)),
-        DurationMicros => s.duration_us = uint(v),
-        SystemInitMillis => s.system_init_ms = uint(v),
+        Octets(p) => s.put(slot::OCTETS + p as usize, uint(v)),
+        Packets(p) => s.put(slot::PACKETS + p as usize, uint(v)),
+        ReverseOctets(p) => s.put(slot::REVERSE_OCTETS + p as usize, uint(v)),
+        ReversePackets(p) => s.put(slot::REVERSE_PACKETS + p as usize, uint(v)),
+        Start(form) => set_time(form, v, s, slot::START, slot::START_UPTIME),
+        End(form) => set_time(form, v, s, slot::END, slot::END_UPTIME),
+        DurationMillis => s.put(slot::DURATION_US, uint(v).map(|x| x.saturating_mul(1000))),
+        DurationMicros => s.put(slot::DURATION_US, uint(v)),
+        SystemInitMillis => s.put(slot::SYSTEM_INIT_MS, uint(v)),
         Direction => {
             out.direction = match uint(v) {
                 Some(0) => botnest_flow::Direction::Ingress,
@@ -367,7 +627,7 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
         TunnelKey => out.tunnel_key = uint(v).unwrap_or(0),
         TunnelSrcV4 => out.tunnel_src = addr(v).filter(|a| !a.is_unspecified()),
         TunnelDstV4 => out.tunnel_dst = addr(v).filter(|a| !a.is_unspecified()),
-        Layer2Segment => s.layer2_segment = uint(v),
+        Layer2Segment => s.put(slot::LAYER2_SEGMENT, uint(v)),
         ObservationPoint => out.observation_point = uint(v).unwrap_or(0),
         // An exporter that names itself (or a file that recorded who exported) wins over the
         // transport address, which may be a relay's.
@@ -383,14 +643,16 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
         }
         InputInterface => out.input_interface = uint(v).unwrap_or(0) as u32,
         OutputInterface => out.output_interface = uint(v).unwrap_or(0) as u32,
-        IcmpTypeCode => s.icmp = uint(v).map(|x| x as u16),
-        SamplingInterval => s.sampling_interval = uint(v),
-        SamplingPacketInterval => s.sampling_packet_interval = uint(v),
-        SamplingPacketSpace => s.sampling_packet_space = uint(v),
-        SamplingProbability => s.sampling_probability = float(v),
-        SamplingSize => s.sampling_size = uint(v),
-        SamplingPopulation => s.sampling_population = uint(v),
-        SelectorId => s.selector = uint(v),
+        IcmpTypeCode => s.put(slot::ICMP, uint(v).map(|x| u64::from(x as u16))),
+        IcmpType => s.put(slot::ICMP_TYPE, uint(v).map(|x| u64::from(x as u8))),
+        IcmpCode => s.put(slot::ICMP_CODE, uint(v).map(|x| u64::from(x as u8))),
+        SamplingInterval => s.put(slot::SAMPLING_INTERVAL, uint(v)),
+        SamplingPacketInterval => s.put(slot::SAMPLING_PACKET_INTERVAL, uint(v)),
+        SamplingPacketSpace => s.put(slot::SAMPLING_PACKET_SPACE, uint(v)),
+        SamplingProbability => s.put(slot::SAMPLING_PROBABILITY, float(v).map(f64::to_bits)),
+        SamplingSize => s.put(slot::SAMPLING_SIZE, uint(v)),
+        SamplingPopulation => s.put(slot::SAMPLING_POPULATION, uint(v)),
+        SelectorId => s.put(slot::SELECTOR, uint(v)),
         TcpFlagCount(bit) => {
             if uint(v).unwrap_or(0) > 0 {
                 out.tcp_flags |= bit;
@@ -400,14 +662,33 @@ fn store(target: Target, v: &[u8], s: &mut Scratch, out: &mut FlowRecord) {
 }
 
 /// Stores an absolute time, or keeps a relative one raw until the whole record has been read.
-fn set_time(form: TimeForm, v: &[u8], absolute: &mut Option<Timestamp>, rel: &mut Option<u64>) {
+#[inline]
+fn set_time(form: TimeForm, v: &[u8], s: &mut Scratch, absolute: usize, rel: usize) {
+    let ns = |t: Timestamp| t.0;
     match form {
-        TimeForm::Seconds => *absolute = uint(v).map(Timestamp::from_unix_secs),
-        TimeForm::Millis => *absolute = uint(v).map(Timestamp::from_unix_millis),
-        TimeForm::NtpMicros => *absolute = ntp(v, true),
-        TimeForm::NtpNanos => *absolute = ntp(v, false),
-        TimeForm::DeltaMicros => *rel = uint(v).map(|x| x | DELTA_TAG),
-        TimeForm::SysUptime => *rel = uint(v),
+        TimeForm::Seconds => s.put(absolute, uint(v).map(|x| ns(Timestamp::from_unix_secs(x)))),
+        TimeForm::Millis => s.put(
+            absolute,
+            uint(v).map(|x| ns(Timestamp::from_unix_millis(x))),
+        ),
+        TimeForm::NtpMicros => s.put(absolute, ntp(v, true).map(ns)),
+        TimeForm::NtpNanos => s.put(absolute, ntp(v, false).map(ns)),
+        TimeForm::DeltaMicros => s.put(rel, uint(v).map(|x| x | DELTA_TAG)),
+        TimeForm::SysUptime => s.put(rel, uint(v)),
+    }
+}
+
+/// A time read on its own, with no other field of the record to refer to: absolute forms
+/// directly, relative ones against the message header.
+#[inline]
+fn time_of(form: TimeForm, v: &[u8], header: HeaderTime) -> Option<Timestamp> {
+    match form {
+        TimeForm::Seconds => uint(v).map(Timestamp::from_unix_secs),
+        TimeForm::Millis => uint(v).map(Timestamp::from_unix_millis),
+        TimeForm::NtpMicros => ntp(v, true),
+        TimeForm::NtpNanos => ntp(v, false),
+        TimeForm::DeltaMicros => relative(uint(v)? | DELTA_TAG, header, header.system_init_ms),
+        TimeForm::SysUptime => relative(uint(v)?, header, header.system_init_ms),
     }
 }
 
@@ -424,10 +705,6 @@ fn float(v: &[u8]) -> Option<f64> {
         8 => Some(f64::from_be_bytes(v.try_into().ok()?)),
         _ => None,
     }
-}
-
-fn first(values: &[Option<u64>; 4]) -> Option<u64> {
-    values.iter().flatten().next().copied()
 }
 
 /// Resolves a relative time: Open vSwitch's microseconds before export, or NetFlow's uptime
@@ -456,26 +733,56 @@ fn relative(raw: u64, header: HeaderTime, system_init_ms: Option<u64>) -> Option
     Some(Timestamp::from_unix_millis(t))
 }
 
+#[inline]
 fn resolve(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) -> SamplingFields {
-    if let Some(o) = first(&s.octets) {
+    if let Some(o) = s.first(slot::OCTETS) {
         out.octets = o;
     }
-    if let Some(p) = first(&s.packets) {
+    if let Some(p) = s.first(slot::PACKETS) {
         out.packets = p;
     }
-    if let Some(o) = first(&s.reverse_octets) {
+    if let Some(o) = s.first(slot::REVERSE_OCTETS) {
         out.reverse_octets = o;
     }
-    if let Some(p) = first(&s.reverse_packets) {
+    if let Some(p) = s.first(slot::REVERSE_PACKETS) {
         out.reverse_packets = p;
     }
+    resolve_times(s, header, out);
 
-    let init = s.system_init_ms.or(header.system_init_ms);
-    let start = s.start.or_else(|| relative(s.start_uptime?, header, init));
-    let end = s.end.or_else(|| relative(s.end_uptime?, header, init));
+    let icmp = s.get(slot::ICMP).or_else(|| {
+        let ty = s.get(slot::ICMP_TYPE)?;
+        Some((ty << 8) | s.get(slot::ICMP_CODE).unwrap_or(0))
+    });
+    if let Some(icmp) = icmp {
+        if out.dst_port == 0 && matches!(out.protocol, 1 | 58) {
+            out.dst_port = icmp as u16;
+        }
+    }
+    if out.tunnel_key == 0 {
+        // layer2SegmentId: one byte of segment type, then the id (RFC 7133 section 4.4.1).
+        if let Some(seg) = s.get(slot::LAYER2_SEGMENT) {
+            out.tunnel_key = seg & 0x00ff_ffff_ffff_ffff;
+        }
+    }
+    if s.set & slot::SAMPLING == 0 {
+        return SamplingFields::default();
+    }
+    resolve_sampling(s)
+}
+
+fn resolve_times(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) {
+    let init = s.get(slot::SYSTEM_INIT_MS).or(header.system_init_ms);
+    let start = s
+        .get(slot::START)
+        .map(Timestamp)
+        .or_else(|| relative(s.get(slot::START_UPTIME)?, header, init));
+    let end = s
+        .get(slot::END)
+        .map(Timestamp)
+        .or_else(|| relative(s.get(slot::END_UPTIME)?, header, init));
     // Capped so that a hostile duration cannot wrap negative and put the end before the start.
     let dur = s
-        .duration_us
+        .get(slot::DURATION_US)
         .map(|us| us.saturating_mul(1000).min(i64::MAX as u64) as i64);
     let (start, end) = match (start, end, dur) {
         (Some(a), Some(b), _) => (a, b),
@@ -491,31 +798,24 @@ fn resolve(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) -> SamplingFie
     };
     out.start = start;
     out.end = end;
+}
 
-    if let Some(icmp) = s.icmp {
-        if out.dst_port == 0 && matches!(out.protocol, 1 | 58) {
-            out.dst_port = icmp;
-        }
-    }
-    if out.tunnel_key == 0 {
-        // layer2SegmentId: one byte of segment type, then the id (RFC 7133 section 4.4.1).
-        if let Some(seg) = s.layer2_segment {
-            out.tunnel_key = seg & 0x00ff_ffff_ffff_ffff;
-        }
-    }
-
-    let interval = if let Some(i) = s.sampling_interval {
+fn resolve_sampling(s: &Scratch) -> SamplingFields {
+    let interval = if let Some(i) = s.get(slot::SAMPLING_INTERVAL) {
         Some(i)
-    } else if let Some(n) = s.sampling_packet_interval {
+    } else if let Some(n) = s.get(slot::SAMPLING_PACKET_INTERVAL) {
         // RFC 5477: n packets selected, then `space` packets skipped. The values come from the
         // wire at any length up to 8 bytes, so the sum may not fit.
-        let space = s.sampling_packet_space.unwrap_or(0);
+        let space = s.get(slot::SAMPLING_PACKET_SPACE).unwrap_or(0);
         (n > 0).then(|| n.saturating_add(space) / n)
-    } else if let (Some(size), Some(population)) = (s.sampling_size, s.sampling_population) {
+    } else if let (Some(size), Some(population)) =
+        (s.get(slot::SAMPLING_SIZE), s.get(slot::SAMPLING_POPULATION))
+    {
         // RFC 5477 random n-out-of-N: `size` packets drawn from each `population`.
         (size > 0).then(|| population / size)
     } else {
-        s.sampling_probability
+        s.get(slot::SAMPLING_PROBABILITY)
+            .map(f64::from_bits)
             .filter(|p| *p > 0.0 && *p <= 1.0)
             .map(|p| (1.0 / p).round() as u64)
     };
@@ -523,7 +823,7 @@ fn resolve(s: &Scratch, header: HeaderTime, out: &mut FlowRecord) -> SamplingFie
         interval: interval
             .filter(|&i| i > 0)
             .map(|i| i.min(u64::from(u32::MAX)) as u32),
-        selector: s.selector,
+        selector: s.get(slot::SELECTOR),
     }
 }
 
@@ -608,6 +908,140 @@ mod tests {
         );
     }
 
+    /// The flowblast / hardware-exporter IPv4 layout: 13 fixed fields, counters in 4 bytes.
+    fn flowblast_fields() -> Vec<FieldSpec> {
+        [
+            (SOURCE_IPV4_ADDRESS, 4),
+            (DESTINATION_IPV4_ADDRESS, 4),
+            (SOURCE_TRANSPORT_PORT, 2),
+            (DESTINATION_TRANSPORT_PORT, 2),
+            (PROTOCOL_IDENTIFIER, 1),
+            (TCP_CONTROL_BITS, 1),
+            (5, 1), // ipClassOfService: not used
+            (OCTET_DELTA_COUNT, 4),
+            (PACKET_DELTA_COUNT, 4),
+            (FLOW_START_MILLISECONDS, 8),
+            (FLOW_END_MILLISECONDS, 8),
+            (INGRESS_INTERFACE, 4),
+            (EGRESS_INTERFACE, 4),
+        ]
+        .iter()
+        .map(|&(id, len)| FieldSpec::iana(id, len))
+        .collect()
+    }
+
+    #[test]
+    fn common_fixed_templates_take_the_direct_path_and_repeats_do_not() {
+        let t = |fields: Vec<FieldSpec>| Template {
+            id: 256,
+            scope_field_count: 0,
+            fields,
+        };
+        assert!(Plan::compile(&t(flowblast_fields())).direct.is_some());
+        let mut repeated = flowblast_fields();
+        repeated.push(FieldSpec::iana(OCTET_TOTAL_COUNT, 8));
+        assert!(Plan::compile(&t(repeated)).direct.is_none());
+        let mut sampled = flowblast_fields();
+        sampled.push(FieldSpec::iana(SAMPLING_INTERVAL, 4));
+        assert!(Plan::compile(&t(sampled)).direct.is_none());
+    }
+
+    /// Start and end elements of every time form, with a length each.
+    const TIME_FIELDS: [(u16, u16, u16); 6] = [
+        (FLOW_START_SECONDS, FLOW_END_SECONDS, 4),
+        (FLOW_START_MILLISECONDS, FLOW_END_MILLISECONDS, 8),
+        (FLOW_START_MICROSECONDS, FLOW_END_MICROSECONDS, 8),
+        (FLOW_START_NANOSECONDS, FLOW_END_NANOSECONDS, 8),
+        (
+            FLOW_START_DELTA_MICROSECONDS,
+            FLOW_END_DELTA_MICROSECONDS,
+            4,
+        ),
+        (FLOW_START_SYS_UP_TIME, FLOW_END_SYS_UP_TIME, 4),
+    ];
+
+    proptest::proptest! {
+        /// The direct path gives exactly what the field-by-field path gives, for any bytes,
+        /// any time forms and any header context.
+        #[test]
+        fn direct_path_matches_the_general_path(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 47),
+            uptime in proptest::option::of(proptest::num::u32::ANY),
+            init in proptest::option::of(0u64..1 << 45),
+            start_form in 0..TIME_FIELDS.len(),
+            end_form in 0..TIME_FIELDS.len(),
+        ) {
+            let mut fields = flowblast_fields();
+            let (start, _, start_len) = TIME_FIELDS[start_form];
+            let (_, end, end_len) = TIME_FIELDS[end_form];
+            fields[9] = FieldSpec::iana(start, start_len);
+            fields[10] = FieldSpec::iana(end, end_len);
+            let template = Template { id: 256, scope_field_count: 0, fields };
+            let header = HeaderTime {
+                export_millis: 1_750_000_000_000,
+                sys_uptime_ms: uptime,
+                system_init_ms: init,
+            };
+            let direct = Plan::compile(&template);
+            proptest::prop_assert!(direct.direct.is_some());
+            let mut general = direct.clone();
+            general.direct = None;
+            let records: Vec<_> = template.records(&body).flatten().collect();
+            proptest::prop_assert_eq!(records.len(), 1);
+            for record in records {
+                let (mut a, mut b) = (FlowRecord::default(), FlowRecord::default());
+                let sa = direct.apply(&record, header, &mut a);
+                let sb = general.apply(&record, header, &mut b);
+                proptest::prop_assert_eq!(a, b);
+                proptest::prop_assert_eq!(sa, sb);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Reading by segments gives exactly what walking every field gives, for templates
+        /// mixing fixed and variable-length fields (Open vSwitch's tunnel key, interface names)
+        /// and any record bytes.
+        #[test]
+        fn segmented_path_matches_the_field_walk(
+            layout in proptest::collection::vec((0usize..FIELD_CHOICES.len(), proptest::bool::ANY), 1..24),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        ) {
+            let fields: Vec<FieldSpec> = layout
+                .iter()
+                .map(|&(i, var)| {
+                    let (id, len) = FIELD_CHOICES[i];
+                    FieldSpec::iana(id, if var { VARIABLE_LENGTH } else { len })
+                })
+                .collect();
+            let template = Template { id: 256, scope_field_count: 0, fields };
+            let segmented = Plan::compile(&template);
+            let mut walk = segmented.clone();
+            walk.varlen = None;
+            for record in template.records(&body).flatten() {
+                let (mut a, mut b) = (FlowRecord::default(), FlowRecord::default());
+                let sa = segmented.apply(&record, export_at(1_700_000_000), &mut a);
+                let sb = walk.apply(&record, export_at(1_700_000_000), &mut b);
+                proptest::prop_assert_eq!(a, b);
+                proptest::prop_assert_eq!(sa, sb);
+            }
+        }
+    }
+
+    /// Elements the segmented test draws from, with their usual lengths.
+    const FIELD_CHOICES: [(u16, u16); 10] = [
+        (SOURCE_IPV4_ADDRESS, 4),
+        (DESTINATION_IPV6_ADDRESS, 16),
+        (SOURCE_TRANSPORT_PORT, 2),
+        (PROTOCOL_IDENTIFIER, 1),
+        (OCTET_DELTA_COUNT, 8),
+        (PACKET_DELTA_COUNT, 4),
+        (FLOW_START_MILLISECONDS, 8),
+        (INTERFACE_NAME, 16),
+        (SAMPLING_INTERVAL, 4),
+        (PADDING_OCTETS, 3),
+    ];
+
     #[test]
     fn ntp_before_1970_is_not_a_time() {
         assert_eq!(ntp(&[0; 8], false), None);
@@ -623,5 +1057,17 @@ mod tests {
         ];
         let (f, _) = apply(&fields, &body, HeaderTime::default());
         assert_eq!(f.dst_port, 0x0301);
+    }
+
+    #[test]
+    fn separate_icmp_type_and_code_become_the_destination_port() {
+        let body = [58, 129, 0]; // protocolIdentifier ICMPv6, icmpTypeIPv6 129, icmpCodeIPv6 0
+        let fields = [
+            FieldSpec::iana(PROTOCOL_IDENTIFIER, 1),
+            FieldSpec::iana(ICMP_TYPE_IPV6, 1),
+            FieldSpec::iana(ICMP_CODE_IPV6, 1),
+        ];
+        let (f, _) = apply(&fields, &body, HeaderTime::default());
+        assert_eq!(f.dst_port, 0x8100);
     }
 }

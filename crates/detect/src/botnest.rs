@@ -41,6 +41,7 @@ pub struct Botnest {
     /// How sure botnest is, 0 to 1.
     pub score: f64,
     /// Members and their roles.
+    #[serde(with = "crate::host::key_pairs")]
     pub members: BTreeMap<HostKey, BTreeSet<Role>>,
     /// C2 endpoints (`address:port`).
     pub c2: BTreeSet<String>,
@@ -54,7 +55,38 @@ pub struct Botnest {
     pub created: Timestamp,
     /// Ids of botnests merged into this one.
     pub merged: Vec<u64>,
+    /// Representative flows: the channels behind the members' evidence, busiest first.
+    #[serde(default)]
+    pub flows: Vec<FlowSummary>,
 }
+
+/// One channel, summarised, as evidence a person can look up in the flow records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowSummary {
+    /// The initiating host.
+    pub client: HostKey,
+    /// The answering host.
+    pub server: HostKey,
+    /// The server's port.
+    pub port: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// Requests in the counting period.
+    pub flows: u32,
+    /// Requests that failed.
+    pub failed: u32,
+    /// Bytes client to server.
+    pub bytes_out: u64,
+    /// Bytes server to client.
+    pub bytes_in: u64,
+    /// First seen.
+    pub first_seen: Timestamp,
+    /// Last seen.
+    pub last_seen: Timestamp,
+}
+
+/// Most representative flows kept per botnest.
+pub const REPRESENTATIVE_FLOWS: usize = 10;
 
 /// Every botnest, by id.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -106,6 +138,11 @@ impl Botnests {
     /// Every botnest.
     pub fn iter(&self) -> impl Iterator<Item = &Botnest> {
         self.list.values()
+    }
+
+    /// Every botnest, to update.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Botnest> {
+        self.list.values_mut()
     }
 
     /// A botnest by id.
@@ -238,6 +275,7 @@ impl Botnests {
             last_seen: Timestamp::default(),
             created: at,
             merged: Vec::new(),
+            flows: Vec::new(),
         });
         let before = b.members.len();
         b.merged.extend(merged);

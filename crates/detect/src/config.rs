@@ -2,8 +2,10 @@
 //! overrides them.
 
 use crate::host::HostConfig;
+use crate::intel::Target;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 /// Settings of the detection engine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +36,14 @@ pub struct DetectConfig {
     pub fanout: FanoutConfig,
     /// Flood participation.
     pub flood: FloodConfig,
+    /// Peer-to-peer overlays.
+    pub p2p: P2pConfig,
+    /// Addresses, networks and endpoints (`"203.0.113.5:443"`) that never produce findings:
+    /// findings about them or naming them are dropped, and their channels are not counted.
+    pub allow: Vec<Target>,
+    /// Blocklist files (plain lists or abuse.ch-style CSV) of addresses, networks and
+    /// endpoints; contact with a listed one is evidence. The engine is given their contents.
+    pub blocklists: Vec<PathBuf>,
     /// Windows without new evidence after which a botnest is dormant.
     pub dormant_after_windows: u32,
     /// Windows without new evidence after which a botnest is closed.
@@ -55,6 +65,9 @@ impl Default for DetectConfig {
             beacon: BeaconConfig::default(),
             fanout: FanoutConfig::default(),
             flood: FloodConfig::default(),
+            p2p: P2pConfig::default(),
+            allow: Vec::new(),
+            blocklists: Vec::new(),
             dormant_after_windows: 1,
             close_after_windows: 24,
         }
@@ -135,6 +148,47 @@ impl Default for FloodConfig {
         FloodConfig {
             min_sources: 2,
             min_packets_per_second: 100.0,
+        }
+    }
+}
+
+/// Peer-to-peer overlay detection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    /// Fewest distinct peers contacted on high ports for a host to look like an overlay node.
+    pub min_peers: usize,
+    /// Smallest share of distinct destination ports among those peers: overlay nodes listen on
+    /// ports of their own choosing, services on well-known ones.
+    pub min_port_diversity: f64,
+    /// Fewest distinct peers a host must answer on a high port to count as an acceptor too.
+    pub min_accepted: usize,
+    /// Fewest peers shared with other internal hosts that count as mutual contacts.
+    pub min_mutual: usize,
+    /// Windows of history a protocol graph needs before it is compared with its past.
+    pub min_history: usize,
+    /// Windows of history kept per protocol graph.
+    pub history: usize,
+    /// Standard deviations above its mean at which a graph's size is anomalous.
+    pub deviations: f64,
+    /// Smallest growth, in hosts, that counts as anomalous (a quiet graph has no deviation).
+    pub min_growth: usize,
+    /// Most answering peers named per host.
+    pub max_named_peers: usize,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        P2pConfig {
+            min_peers: 20,
+            min_port_diversity: 0.5,
+            min_accepted: 3,
+            min_mutual: 5,
+            min_history: 4,
+            history: 24,
+            deviations: 3.0,
+            min_growth: 8,
+            max_named_peers: 8,
         }
     }
 }

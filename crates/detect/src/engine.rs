@@ -2,10 +2,12 @@
 
 use crate::botnest::{Botnests, Lifecycle};
 use crate::config::DetectConfig;
+use crate::detectors::p2p::OverlayHistory;
 use crate::detectors::{run_all, Ctx, Finding};
 use crate::evidence::{Behaviour, Evidence, Peer, Role};
 use crate::graph::Graph;
 use crate::host::{HostKey, Hosts};
+use crate::intel::Intel;
 use botnest_flow::{FlowRecord, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -31,6 +33,7 @@ pub struct HostVerdict {
     pub botnest: Option<u64>,
     /// Roles given to it by other hosts' evidence (a C2 named by a bot, a victim named by a
     /// scanner), by the accusing host.
+    #[serde(with = "crate::host::key_pairs")]
     pub named: BTreeMap<HostKey, Role>,
 }
 
@@ -120,6 +123,9 @@ pub struct Engine {
     botnests: Botnests,
     events: VecDeque<Event>,
     stats: EngineStats,
+    intel: Intel,
+    allow: Intel,
+    overlays: OverlayHistory,
 }
 
 impl Engine {
@@ -131,6 +137,7 @@ impl Engine {
             config.max_hosts,
             config.max_channels,
         );
+        let allow = Intel::from_targets("allow", &config.allow);
         Engine {
             config,
             hosts,
@@ -143,7 +150,21 @@ impl Engine {
             botnests: Botnests::default(),
             events: VecDeque::new(),
             stats: EngineStats::default(),
+            intel: Intel::new(),
+            allow,
+            overlays: OverlayHistory::default(),
         }
+    }
+
+    /// Replaces the blocklists (threat intelligence) with new contents: evidence from the next
+    /// window on uses them. Lists are read and reloaded by the caller.
+    pub fn set_intel(&mut self, intel: Intel) {
+        self.intel = intel;
+    }
+
+    /// The blocklists in use.
+    pub fn intel(&self) -> &Intel {
+        &self.intel
     }
 
     /// The settings.
@@ -260,10 +281,12 @@ impl Engine {
                 graph: &self.graph,
                 hosts: &self.hosts,
                 config: &self.config,
+                intel: &self.intel,
+                allow: &self.allow,
                 from,
                 to: at,
             };
-            run_all(&ctx)
+            run_all(&ctx, &mut self.overlays)
         };
         let retention = self
             .config
@@ -285,8 +308,58 @@ impl Engine {
                 members,
             });
         }
+        self.representative_flows();
         for host in changed {
             self.alert(host, at);
+        }
+    }
+
+    /// Gives each botnest the channels behind its members' evidence, while the graph still
+    /// holds them; a botnest keeps its last ones once they expire.
+    fn representative_flows(&mut self) {
+        for b in self.botnests.iter_mut() {
+            let mut flows = Vec::new();
+            for member in b.members.keys() {
+                let Some(v) = self.verdicts.get(member) else {
+                    continue;
+                };
+                let Some(client) = self.graph.host_id(member) else {
+                    continue;
+                };
+                for e in &v.evidence {
+                    let Some(peer) = e.peer else { continue };
+                    let Some(server) = self.graph.host_id(&peer.host) else {
+                        continue;
+                    };
+                    let key = crate::graph::ChannelKey {
+                        client,
+                        server,
+                        port: peer.port.unwrap_or(0),
+                        proto: peer.proto,
+                    };
+                    if let Some(ch) = self.graph.channel(&key) {
+                        flows.push(crate::botnest::FlowSummary {
+                            client: *member,
+                            server: peer.host,
+                            port: key.port,
+                            proto: key.proto,
+                            flows: ch.flows,
+                            failed: ch.failed,
+                            bytes_out: ch.bytes_out,
+                            bytes_in: ch.bytes_in,
+                            first_seen: ch.first_seen,
+                            last_seen: ch.last_seen,
+                        });
+                    }
+                }
+            }
+            if flows.is_empty() {
+                continue;
+            }
+            flows.sort_by(|a, b| b.flows.cmp(&a.flows).then(a.client.cmp(&b.client)));
+            flows.dedup_by(|a, b| a.client == b.client && a.server == b.server && a.port == b.port);
+            flows.truncate(crate::botnest::REPRESENTATIVE_FLOWS);
+            b.flows = flows;
         }
     }
 

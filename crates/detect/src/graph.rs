@@ -277,8 +277,15 @@ impl Graph {
         self.channels.get(key)
     }
 
-    fn intern(&mut self, key: HostKey, internal: bool, at: Timestamp) -> Option<HostId> {
-        if let Some(&id) = self.host_index.get(&key) {
+    /// The id of a host, created if new; `known` is its id when the caller already looked it up.
+    fn intern(
+        &mut self,
+        key: HostKey,
+        known: Option<HostId>,
+        internal: bool,
+        at: Timestamp,
+    ) -> Option<HostId> {
+        if let Some(id) = known {
             let h = self.hosts[id as usize]
                 .as_mut()
                 .expect("indexed hosts exist");
@@ -321,20 +328,35 @@ impl Graph {
         if matches!(f.protocol, proto::ICMP | proto::ICMPV6) && is_icmp_error(f) {
             // An error about a probe: the probe's sender receives it.
             let key = hosts.host(tenant, f.dst);
-            if let Some(id) = self.intern(key, hosts.is_internal(f.dst), end) {
+            let known = self.host_index.get(&key).copied();
+            if let Some(id) = self.intern(key, known, hosts.is_internal(f.dst), end) {
                 let h = self.hosts[id as usize].as_mut().expect("just interned");
                 h.icmp_errors_received = h.icmp_errors_received.saturating_add(1);
             }
             return;
         }
 
-        let o = self.orient(hosts, tenant, f);
-        let client_key = hosts.host(tenant, o.client.0);
-        let server_key = hosts.host(tenant, o.server.0);
-        let Some(client) = self.intern(client_key, hosts.is_internal(o.client.0), end) else {
+        // Internal or not is decided once per address: host keys carry the tenant only for
+        // internal addresses.
+        let (src_in, dst_in) = (hosts.is_internal(f.src), hosts.is_internal(f.dst));
+        let src_key = HostKey {
+            tenant: if src_in { tenant } else { 0 },
+            addr: f.src,
+        };
+        let dst_key = HostKey {
+            tenant: if dst_in { tenant } else { 0 },
+            addr: f.dst,
+        };
+        let src_id = self.host_index.get(&src_key).copied();
+        let dst_id = self.host_index.get(&dst_key).copied();
+        let o = self.orient(src_id, dst_id, f);
+        // A reply runs from the server to the client: its source is the channel's server.
+        let (src, dst) = ((src_key, src_id, src_in), (dst_key, dst_id, dst_in));
+        let (c, s) = if o.reply { (dst, src) } else { (src, dst) };
+        let Some(client) = self.intern(c.0, c.1, c.2, end) else {
             return;
         };
-        let Some(server) = self.intern(server_key, hosts.is_internal(o.server.0), end) else {
+        let Some(server) = self.intern(s.0, s.1, s.2, end) else {
             return;
         };
         let key = ChannelKey {
@@ -344,14 +366,15 @@ impl Graph {
             proto: f.protocol,
         };
         let window = self.window_ns;
-        if !self.channels.contains_key(&key) {
-            if self.channels.len() >= self.max_channels {
+        let full = self.channels.len() >= self.max_channels;
+        let ch = match self.channels.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(_) if full => {
                 self.stats.channels_refused += 1;
                 return;
             }
-            self.channels.insert(key, Channel::new(key, start));
-        }
-        let ch = self.channels.get_mut(&key).expect("present");
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Channel::new(key, start)),
+        };
         if end.as_unix_nanos().saturating_sub(ch.since.as_unix_nanos()) > window {
             ch.halve(end.offset_nanos(-((window / 2) as i64)));
         }
@@ -364,7 +387,7 @@ impl Graph {
         }
     }
 
-    fn orient(&self, hosts: &Hosts, tenant: u64, f: &FlowRecord) -> Oriented {
+    fn orient(&self, src_id: Option<HostId>, dst_id: Option<HostId>, f: &FlowRecord) -> Oriented {
         let a = (f.src, f.src_port);
         let b = (f.dst, f.dst_port);
         let forward = Oriented {
@@ -390,10 +413,7 @@ impl Graph {
             return forward;
         }
         // A channel in the other direction already exists: this is its reply.
-        if let (Some(src), Some(dst)) = (
-            self.host_index.get(&hosts.host(tenant, f.src)),
-            self.host_index.get(&hosts.host(tenant, f.dst)),
-        ) {
+        if let (Some(src), Some(dst)) = (src_id.as_ref(), dst_id.as_ref()) {
             let reverse = ChannelKey {
                 client: *dst,
                 server: *src,
@@ -591,8 +611,14 @@ mod tests {
     fn a_request_and_its_reply_share_one_channel() {
         let hosts = Hosts::new(&HostConfig::default());
         let mut g = Graph::new(3_600_000_000_000, 100, 100);
-        g.observe(&hosts, &flow("10.0.0.1", 40000, "192.0.2.1", 443, 0x1b, 100));
-        g.observe(&hosts, &flow("192.0.2.1", 443, "10.0.0.1", 40000, 0x1b, 100));
+        g.observe(
+            &hosts,
+            &flow("10.0.0.1", 40000, "192.0.2.1", 443, 0x1b, 100),
+        );
+        g.observe(
+            &hosts,
+            &flow("192.0.2.1", 443, "10.0.0.1", 40000, 0x1b, 100),
+        );
         assert_eq!(g.size(), (2, 1));
         let ch = g.channels().next().unwrap();
         assert_eq!(ch.key.port, 443);
@@ -607,7 +633,10 @@ mod tests {
         g.observe(&hosts, &flow("192.0.2.1", 22, "10.0.0.1", 51000, 0x1b, 100));
         let ch = g.channels().next().unwrap();
         assert_eq!(ch.key.port, 22);
-        assert_eq!(g.host(ch.key.client).unwrap().key.addr.to_string(), "10.0.0.1");
+        assert_eq!(
+            g.host(ch.key.client).unwrap().key.addr.to_string(),
+            "10.0.0.1"
+        );
     }
 
     #[test]
@@ -615,7 +644,17 @@ mod tests {
         let hosts = Hosts::new(&HostConfig::default());
         let mut g = Graph::new(3_600_000_000_000, 3, 2);
         for i in 0..10u16 {
-            g.observe(&hosts, &flow("10.0.0.1", 40000 + i, &format!("192.0.2.{i}"), 80, 0x02, 100));
+            g.observe(
+                &hosts,
+                &flow(
+                    "10.0.0.1",
+                    40000 + i,
+                    &format!("192.0.2.{i}"),
+                    80,
+                    0x02,
+                    100,
+                ),
+            );
         }
         assert!(g.size().0 <= 3 && g.size().1 <= 2);
         assert!(g.stats().hosts_refused + g.stats().channels_refused > 0);

@@ -11,9 +11,11 @@
 pub mod evidence;
 pub mod graph;
 pub mod host;
+pub mod intel;
 
 pub use evidence::{Behaviour, Evidence, Peer, Role};
 pub use host::{HostConfig, HostKey, Hosts, Tenant, TenantSource};
+pub use intel::{Intel, Listing, Target};
 
 pub mod botnest;
 pub mod config;

@@ -387,3 +387,520 @@ fn replay_gives_the_same_findings() {
     assert_eq!(a.snapshot().verdicts, b.snapshot().verdicts);
     assert_eq!(a.botnests(), b.botnests());
 }
+
+#[test]
+fn snapshot_survives_a_round_trip_through_json() {
+    let mut rng = Rng(13);
+    let mut flows = Vec::new();
+    for bot in ["10.0.1.20", "10.0.1.21"] {
+        let mut t = rng.unit() * 60.0;
+        while t < 3600.0 {
+            tcp(&mut flows, t, bot, 45000, "203.0.113.66", 8080, 310, true);
+            t += 60.0 * (0.95 + 0.1 * rng.unit());
+        }
+    }
+    let e = run(flows, DetectConfig::default());
+    let snapshot = e.snapshot();
+    assert!(!e.botnests().is_empty());
+    let text = serde_json::to_string(&snapshot).expect("snapshot serialises");
+    let mut restored = Engine::new(DetectConfig::default());
+    restored.restore(serde_json::from_str(&text).expect("snapshot parses"));
+    assert_eq!(restored.snapshot().verdicts, snapshot.verdicts);
+    assert_eq!(restored.botnests(), e.botnests());
+}
+
+/// One UDP exchange: the request and, if `answered`, the reply.
+#[allow(clippy::too_many_arguments)]
+fn udp_probe(
+    out: &mut Vec<FlowRecord>,
+    t: f64,
+    c: &str,
+    cport: u16,
+    s: &str,
+    sport: u16,
+    bytes: u64,
+    answered: bool,
+) {
+    let req = FlowRecord {
+        start: at(t),
+        end: at(t + 0.01),
+        src: ip(c),
+        dst: ip(s),
+        src_port: cport,
+        dst_port: sport,
+        protocol: 17,
+        octets: bytes,
+        packets: 1,
+        ..Default::default()
+    };
+    out.push(req);
+    if answered {
+        out.push(FlowRecord {
+            src: ip(s),
+            dst: ip(c),
+            src_port: sport,
+            dst_port: cport,
+            octets: bytes + 40,
+            ..req
+        });
+    }
+}
+
+/// A random port of the user and dynamic ranges.
+fn high_port(rng: &mut Rng) -> u16 {
+    1024 + (rng.next() % (65535 - 1024)) as u16
+}
+
+fn p2p_evidence(e: &Engine, addr: &str) -> Option<f64> {
+    verdict(e, addr)?
+        .evidence
+        .iter()
+        .filter(|x| x.kind == Behaviour::PeerToPeer)
+        .map(|x| x.score)
+        .reduce(f64::max)
+}
+
+/// Ten internal bots gossip with each other and with fifty external peers, each listening on
+/// a random high UDP port; half of the external peers are gone and never answer. Each bot walks
+/// its peer list in its own order, about one peer every ten seconds.
+fn p2p_overlay(flows: &mut Vec<FlowRecord>, rng: &mut Rng, bots: &[String], hours: f64) {
+    let external: Vec<(String, u16, bool)> = (0..50)
+        .map(|i| {
+            let addr = format!(
+                "{}.{}.{}.{}",
+                20 + i,
+                rng.next() % 250,
+                rng.next() % 250,
+                1 + i
+            );
+            (addr, high_port(rng), i % 2 == 0)
+        })
+        .collect();
+    let ports: Vec<u16> = bots.iter().map(|_| high_port(rng)).collect();
+    for (b, bot) in bots.iter().enumerate() {
+        let mut list: Vec<(String, u16, bool)> = external.clone();
+        for (o, other) in bots.iter().enumerate().filter(|(o, _)| *o != b) {
+            list.push((other.clone(), ports[o], true));
+        }
+        let mut t = rng.unit() * 10.0;
+        while t < hours * 3600.0 {
+            let (peer, port, alive) = &list[(rng.next() % list.len() as u64) as usize];
+            let bytes = 60 + rng.next() % 80;
+            udp_probe(flows, t, bot, ports[b], peer, *port, bytes, *alive);
+            t += 10.0 * (0.5 + rng.unit());
+        }
+    }
+}
+
+#[test]
+fn a_peer_to_peer_overlay_of_internal_bots_is_one_botnest_and_bystanders_stay_clean() {
+    let mut rng = Rng(21);
+    let mut flows = Vec::new();
+    let bots: Vec<String> = (1..=10).map(|i| format!("10.0.7.{i}")).collect();
+    p2p_overlay(&mut flows, &mut rng, &bots, 1.0);
+    let bystanders = ["10.0.8.1", "10.0.8.2", "10.0.8.3"];
+    for host in bystanders {
+        benign(&mut flows, &mut rng, host, 1.0);
+    }
+    let e = run(flows, DetectConfig::default());
+    for bot in &bots {
+        let v = verdict(&e, bot).expect("verdict");
+        assert!(v.roles.contains(&Role::Bot), "{v:#?}");
+        assert!(p2p_evidence(&e, bot).is_some(), "{v:#?}");
+    }
+    for host in bystanders {
+        assert!(
+            !verdict(&e, host).is_some_and(|v| v.flagged()),
+            "{host} flagged: {:?}",
+            verdict(&e, host)
+        );
+        assert_eq!(p2p_evidence(&e, host), None, "{host}");
+    }
+    // Bots answer each other, so their overlay is one botnest, with answering peers in it.
+    let nests: Vec<_> = e.botnests().iter().collect();
+    assert_eq!(nests.len(), 1, "{nests:#?}");
+    let members = &nests[0].members;
+    assert!(bots.iter().all(|b| members.keys().any(|h| h.addr == ip(b))));
+    assert!(members
+        .iter()
+        .any(|(h, roles)| !h.addr.to_string().starts_with("10.") && roles.contains(&Role::Peer)));
+}
+
+#[test]
+fn browsing_quic_and_busy_service_clients_are_not_peer_to_peer() {
+    let mut flows = Vec::new();
+    // Many HTTPS servers over TCP and QUIC, all answering.
+    for i in 0..300u32 {
+        let t = f64::from(i) * 10.0;
+        let server = format!("93.184.{}.{}", i % 200, 1 + i % 250);
+        tcp(
+            &mut flows,
+            t,
+            "10.0.9.1",
+            40000 + i as u16,
+            &server,
+            443,
+            900,
+            true,
+        );
+        udp_probe(
+            &mut flows,
+            t + 1.0,
+            "10.0.9.2",
+            50000 + i as u16,
+            &server,
+            443,
+            1200,
+            true,
+        );
+    }
+    // A client of one service spread over many servers on one high port, some unreachable.
+    for i in 0..200u32 {
+        let server = format!("198.51.{}.{}", i % 100, 1 + i % 200);
+        let answered = i % 3 != 0;
+        tcp(
+            &mut flows,
+            f64::from(i) * 15.0,
+            "10.0.9.3",
+            40000 + i as u16,
+            &server,
+            8443,
+            700,
+            answered,
+        );
+    }
+    let e = run(flows, DetectConfig::default());
+    for host in ["10.0.9.1", "10.0.9.2", "10.0.9.3"] {
+        assert_eq!(
+            p2p_evidence(&e, host),
+            None,
+            "{host}: {:?}",
+            verdict(&e, host)
+        );
+        assert!(!verdict(&e, host).is_some_and(|v| v.flagged()), "{host}");
+    }
+}
+
+#[test]
+fn a_file_sharing_client_whose_peers_answer_stays_below_a_verdict() {
+    let mut rng = Rng(29);
+    let mut flows = Vec::new();
+    let client = "10.0.10.5";
+    for i in 0..150u32 {
+        let peer = format!(
+            "{}.{}.{}.{}",
+            30 + i % 150,
+            rng.next() % 250,
+            rng.next() % 250,
+            7
+        );
+        let port = high_port(&mut rng);
+        let t = f64::from(i) * 20.0;
+        // Most peers answer and send data; some are gone.
+        let answered = i % 5 != 0;
+        tcp(&mut flows, t, client, 51413, &peer, port, 60_000, answered);
+        // Other peers connect to it on its listening port.
+        if i % 10 == 0 {
+            tcp(
+                &mut flows,
+                t + 3.0,
+                &peer,
+                40000 + i as u16,
+                client,
+                51413,
+                800,
+                true,
+            );
+        }
+    }
+    let e = run(flows, DetectConfig::default());
+    let score = p2p_evidence(&e, client).expect("peer-to-peer evidence");
+    assert!(score < 0.6, "{score}");
+    assert!(!verdict(&e, client).unwrap().flagged());
+}
+
+#[test]
+fn an_overlay_growing_beyond_its_history_marks_its_members() {
+    let mut rng = Rng(31);
+    let mut flows = Vec::new();
+    let config = DetectConfig {
+        window_seconds: 600,
+        retention_seconds: 1200,
+        ..DetectConfig::default()
+    };
+    // Two hours of ordinary traffic, then twelve hosts start gossiping among themselves on
+    // random high UDP ports: too few peers each for the host view to speak.
+    let members: Vec<String> = (1..=12).map(|i| format!("10.0.11.{i}")).collect();
+    for host in members.iter().take(4) {
+        benign(&mut flows, &mut rng, host, 3.0);
+    }
+    let ports: Vec<u16> = members.iter().map(|_| high_port(&mut rng)).collect();
+    for (a, host) in members.iter().enumerate() {
+        let mut t = 7200.0 + rng.unit() * 30.0;
+        while t < 3.0 * 3600.0 {
+            let b = (a + 1 + (rng.next() % 11) as usize) % 12;
+            udp_probe(
+                &mut flows,
+                t,
+                host,
+                ports[a],
+                &members[b],
+                ports[b],
+                90,
+                true,
+            );
+            t += 30.0 * (0.5 + rng.unit());
+        }
+    }
+    let e = run(flows, config);
+    let grown = members
+        .iter()
+        .filter(|m| {
+            verdict(&e, m).is_some_and(|v| {
+                v.evidence
+                    .iter()
+                    .any(|x| x.kind == Behaviour::PeerToPeer && x.detail.contains("grew"))
+            })
+        })
+        .count();
+    assert!(grown >= 6, "{grown} members marked");
+    // Growth alone is a suspicion, not a verdict.
+    assert!(members
+        .iter()
+        .all(|m| !verdict(&e, m).is_some_and(|v| v.flagged())));
+}
+
+#[test]
+fn a_bot_reaching_a_listed_endpoint_is_flagged_with_the_c2_named() {
+    use botnest_detect::Intel;
+    let mut rng = Rng(37);
+    let mut flows = Vec::new();
+    benign(&mut flows, &mut rng, "10.0.12.1", 0.5);
+    benign(&mut flows, &mut rng, "10.0.12.2", 0.5);
+    for i in 0..3u32 {
+        let t = 100.0 + f64::from(i) * 400.0;
+        tcp(
+            &mut flows,
+            t,
+            "10.0.12.2",
+            41000 + i as u16,
+            "198.51.100.23",
+            8443,
+            900,
+            true,
+        );
+    }
+    // A listed network reached on any port.
+    tcp(
+        &mut flows,
+        700.0,
+        "10.0.12.3",
+        42000,
+        "192.0.2.77",
+        80,
+        500,
+        true,
+    );
+    // A listed scanner probing a host that does not answer says nothing about the host.
+    for i in 0..20u32 {
+        tcp(
+            &mut flows,
+            50.0 + f64::from(i),
+            "203.0.113.99",
+            50000 + i as u16,
+            "10.0.12.1",
+            22,
+            60,
+            false,
+        );
+    }
+    let mut intel = Intel::new();
+    intel.insert_endpoint(
+        ip("198.51.100.23"),
+        8443,
+        "feodo.csv",
+        "198.51.100.23,8443,Dridex",
+    );
+    intel.insert_net(
+        "192.0.2.0/24".parse().unwrap(),
+        "drop.txt",
+        "192.0.2.0/24 ; SBL1",
+    );
+    intel.insert_net(
+        "203.0.113.0/24".parse().unwrap(),
+        "drop.txt",
+        "203.0.113.0/24 ; SBL2",
+    );
+    flows.sort_by_key(|f| f.end);
+    let mut e = Engine::new(DetectConfig::default());
+    e.set_intel(intel);
+    for f in &flows {
+        e.observe(f);
+    }
+    e.finish();
+
+    let v = verdict(&e, "10.0.12.2").expect("verdict");
+    assert!(v.roles.contains(&Role::Bot), "{v:?}");
+    let b = v
+        .evidence
+        .iter()
+        .find(|x| x.kind == Behaviour::Blocklisted)
+        .unwrap();
+    assert_eq!(b.score, 0.7);
+    assert!(
+        b.detail.contains("feodo.csv") && b.detail.contains("Dridex"),
+        "{}",
+        b.detail
+    );
+    assert!(verdict(&e, "198.51.100.23")
+        .unwrap()
+        .roles
+        .contains(&Role::C2));
+    let nest = e.botnests().get(v.botnest.expect("in a botnest")).unwrap();
+    assert!(nest.c2.contains("198.51.100.23:8443"), "{nest:?}");
+
+    let v3 = verdict(&e, "10.0.12.3").expect("verdict");
+    let b3 = v3
+        .evidence
+        .iter()
+        .find(|x| x.kind == Behaviour::Blocklisted)
+        .unwrap();
+    assert_eq!(b3.score, 0.6);
+    assert!(b3.detail.contains("SBL1"), "{}", b3.detail);
+
+    assert!(!verdict(&e, "10.0.12.1").is_some_and(|v| v.flagged()));
+}
+
+#[test]
+fn allowed_endpoints_and_hosts_produce_no_findings() {
+    let beacon_loop = || {
+        let mut flows = Vec::new();
+        let mut t = 0.0;
+        while t < 600.0 {
+            tcp(
+                &mut flows,
+                t,
+                "192.168.1.107",
+                60000 + (t as u16 % 500),
+                "66.63.168.35",
+                5888,
+                52,
+                false,
+            );
+            t += 0.5;
+        }
+        flows
+    };
+    assert!(is_bot(
+        &run(beacon_loop(), DetectConfig::default()),
+        "192.168.1.107"
+    ));
+    for allow in ["66.63.168.35:5888", "66.63.168.0/24", "192.168.1.107"] {
+        let config = DetectConfig {
+            allow: vec![allow.parse().unwrap()],
+            ..DetectConfig::default()
+        };
+        let e = run(beacon_loop(), config);
+        assert_eq!(
+            e.verdicts().count(),
+            0,
+            "{allow}: {:?}",
+            e.verdicts().collect::<Vec<_>>()
+        );
+    }
+    // An endpoint entry covers its port only.
+    let config = DetectConfig {
+        allow: vec!["66.63.168.35:443".parse().unwrap()],
+        ..DetectConfig::default()
+    };
+    assert!(is_bot(&run(beacon_loop(), config), "192.168.1.107"));
+}
+
+#[test]
+fn scan_targets_on_fixed_high_ports_are_not_named_as_overlay_peers() {
+    let mut rng = Rng(41);
+    let mut flows = Vec::new();
+    let bot = "10.0.13.7";
+    // Exploit scanning on three fixed ports, a few targets answering...
+    for i in 0..120u32 {
+        let target = format!("198.18.{}.{}", i / 200, 1 + i % 200);
+        let port = [8080, 2323, 9527][(i % 3) as usize];
+        let t = f64::from(i) * 0.5;
+        tcp(
+            &mut flows,
+            t,
+            bot,
+            40000 + i as u16,
+            &target,
+            port,
+            60,
+            i % 40 == 0,
+        );
+    }
+    // ...and peer discovery to random addresses and ports, none answering.
+    for i in 0..100u32 {
+        let peer = format!("{}.{}.{}.9", 30 + i, rng.next() % 250, rng.next() % 250);
+        let port = high_port(&mut rng);
+        udp_probe(
+            &mut flows,
+            f64::from(i) * 0.7,
+            bot,
+            11694,
+            &peer,
+            port,
+            37,
+            false,
+        );
+    }
+    let e = run(flows, DetectConfig::default());
+    assert!(is_bot(&e, bot));
+    let v = verdict(&e, bot).unwrap();
+    let p2p = v
+        .evidence
+        .iter()
+        .find(|x| x.kind == Behaviour::PeerToPeer)
+        .expect("peer-to-peer evidence");
+    assert!(p2p.detail.contains("100% unanswered"), "{}", p2p.detail);
+    assert!(e.verdicts().all(|v| !v.roles.contains(&Role::Peer)));
+}
+
+#[test]
+fn many_hosts_uploading_fast_to_one_answering_server_are_not_a_flood() {
+    let mut flows = Vec::new();
+    for h in 1..=5u32 {
+        let client = format!("10.0.6.{h}");
+        for s in 0..60u32 {
+            let req = FlowRecord {
+                start: at(100.0 + f64::from(s)),
+                end: at(101.0 + f64::from(s)),
+                src: ip(&client),
+                dst: ip("198.51.100.44"),
+                src_port: 40000 + h as u16,
+                dst_port: 443,
+                protocol: 6,
+                tcp_flags: 0x18,
+                octets: 1_400_000,
+                packets: 1000,
+                ..Default::default()
+            };
+            // the server acknowledges about every other packet
+            let reply = FlowRecord {
+                src: req.dst,
+                dst: req.src,
+                src_port: 443,
+                dst_port: req.src_port,
+                octets: 26_000,
+                packets: 500,
+                ..req
+            };
+            flows.push(req);
+            flows.push(reply);
+        }
+    }
+    let e = run(flows, DetectConfig::default());
+    assert!(
+        e.verdicts().all(|v| !v.flagged()),
+        "{:#?}",
+        e.verdicts().collect::<Vec<_>>()
+    );
+}

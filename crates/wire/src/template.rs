@@ -82,7 +82,55 @@ impl Template {
             body,
             pos: 0,
             min_len: self.min_record_length(),
+            fixed_len: self.fixed_record_length(),
+            runs: Runs::of(self),
         }
+    }
+}
+
+/// The fixed-length stretches between a template's variable-length fields, so a record's
+/// length is found from its few length prefixes instead of a walk over every field.
+#[derive(Debug, Clone, Copy)]
+struct Runs {
+    /// Bytes of fixed fields before each variable-length field, then after the last one.
+    lens: [usize; MAX_RUNS + 1],
+    /// Number of variable-length fields.
+    count: usize,
+}
+
+/// Most variable-length fields measured by runs; templates with more are walked field by field.
+const MAX_RUNS: usize = 8;
+
+impl Runs {
+    fn of(template: &Template) -> Option<Runs> {
+        let mut runs = Runs {
+            lens: [0; MAX_RUNS + 1],
+            count: 0,
+        };
+        for f in &template.fields {
+            if f.is_variable() {
+                if runs.count == MAX_RUNS {
+                    return None;
+                }
+                runs.count += 1;
+            } else {
+                runs.lens[runs.count] += usize::from(f.length);
+            }
+        }
+        Some(runs)
+    }
+
+    /// The length of the record at the start of `bytes`, or `None` if it does not fit.
+    #[inline]
+    fn measure(&self, bytes: &[u8]) -> Option<usize> {
+        let mut pos = 0usize;
+        for &run in &self.lens[..self.count] {
+            pos += run;
+            let (len, skip) = varlen_prefix(bytes.get(pos..)?)?;
+            pos += skip + len;
+        }
+        pos += self.lens[self.count];
+        (pos <= bytes.len()).then_some(pos)
     }
 }
 
@@ -181,6 +229,10 @@ pub struct Records<'a> {
     body: &'a [u8],
     pos: usize,
     min_len: usize,
+    /// Set when every record has the same length, so records are split without measuring them.
+    fixed_len: Option<usize>,
+    /// How to measure records of templates with variable-length fields.
+    runs: Option<Runs>,
 }
 
 /// A data set body ended inside a record (its variable-length fields ran past the set).
@@ -193,6 +245,7 @@ pub struct RecordOverrun {
 impl<'a> Iterator for Records<'a> {
     type Item = Result<Record<'a>, RecordOverrun>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let rest = &self.body[self.pos..];
         // A zero-length template would loop forever; such templates are refused when parsed, but
@@ -200,7 +253,18 @@ impl<'a> Iterator for Records<'a> {
         if rest.len() < self.min_len.max(1) {
             return None;
         }
-        match record_length(self.template, rest) {
+        if let Some(len) = self.fixed_len.filter(|&l| l > 0) {
+            self.pos += len;
+            return Some(Ok(Record {
+                template: self.template,
+                bytes: &rest[..len],
+            }));
+        }
+        let measured = match &self.runs {
+            Some(runs) => runs.measure(rest),
+            None => record_length(self.template, rest),
+        };
+        match measured {
             Some(len) if len > 0 => {
                 self.pos += len;
                 Some(Ok(Record {
@@ -270,5 +334,27 @@ mod tests {
         assert!(out[0].is_ok());
         assert!(matches!(out[1], Err(RecordOverrun { offset: 2 })));
         assert_eq!(out.len(), 2);
+    }
+
+    proptest::proptest! {
+        /// Measuring by runs between variable-length fields finds the same record ends as
+        /// walking every field.
+        #[test]
+        fn runs_measure_records_like_the_field_walk(
+            layout in proptest::collection::vec((0u16..20, proptest::bool::ANY), 1..30),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        ) {
+            let fields = layout
+                .iter()
+                .map(|&(len, var)| FieldSpec::iana(1, if var { VARIABLE_LENGTH } else { len }))
+                .collect();
+            let t = Template { id: 256, scope_field_count: 0, fields };
+            if let Some(runs) = Runs::of(&t) {
+                for start in 0..body.len() {
+                    let rest = &body[start..];
+                    proptest::prop_assert_eq!(runs.measure(rest), record_length(&t, rest));
+                }
+            }
+        }
     }
 }

@@ -80,10 +80,10 @@ pub fn periodicity(times: &[Timestamp], cfg: &BeaconConfig) -> Option<Periodicit
 /// Scores one channel's regularity; `None` when it is not beaconing.
 fn judge(ch: &Channel, ctx: &Ctx<'_>) -> Option<(f64, String, Periodicity)> {
     let cfg = &ctx.config.beacon;
-    let times: Vec<Timestamp> = ch
-        .contacts()
-        .filter(|t| *t >= ctx.from && *t <= ctx.to)
-        .collect();
+    // Contacts after the window's end are flows already seen (the window closes behind the
+    // newest flow by the allowed lateness); a fast beacon's kept contacts may all be that recent,
+    // and leaving them out would hide the beacon for as long as it keeps going.
+    let times: Vec<Timestamp> = ch.contacts().filter(|t| *t >= ctx.from).collect();
     let p = periodicity(&times, cfg)?;
     let span = times.iter().max()?.as_unix_nanos() - times.iter().min()?.as_unix_nanos();
     let failures = if ch.flows > 0 {

@@ -56,6 +56,7 @@ fn proto_name(p: u8) -> &'static str {
 pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let cfg = &ctx.config.fanout;
     let clients = by_client(ctx);
+    let mail_servers_seen = mail_servers(ctx);
     let mut scanners: HashMap<HostId, (Timestamp, Vec<u16>)> = HashMap::new();
 
     for (&client, ports) in &clients {
@@ -155,7 +156,7 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             .filter(|((port, proto), _)| *proto == 6 && cfg.mail_ports.contains(port))
             .map(|(_, a)| a.channels.len())
             .sum();
-        if mail_servers >= cfg.spam_min_servers && !receives_mail(ctx, client) {
+        if mail_servers >= cfg.spam_min_servers && !mail_servers_seen.contains(&client) {
             out.push(Finding {
                 host: client_key,
                 role: Role::Spammer,
@@ -176,12 +177,13 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     worm_spread(ctx, &scanners, out);
 }
 
-/// Whether a host accepts mail (it is a mail server, whose job is fan-out to other servers).
-fn receives_mail(ctx: &Ctx<'_>, host: HostId) -> bool {
+/// Hosts that accept mail (mail servers, whose job is fan-out to other servers).
+fn mail_servers(ctx: &Ctx<'_>) -> std::collections::HashSet<HostId> {
     let ports = &ctx.config.fanout.mail_ports;
-    ctx.active().any(|c| {
-        c.key.server == host && c.key.proto == 6 && ports.contains(&c.key.port) && c.answered > 0
-    })
+    ctx.active()
+        .filter(|c| c.key.proto == 6 && ports.contains(&c.key.port) && c.answered > 0)
+        .map(|c| c.key.server)
+        .collect()
 }
 
 /// A scanner that was contacted by another scanner on a port it now scans, before it began:

@@ -1,18 +1,36 @@
-//! Flood participation: several internal hosts sending hard to one victim at the same time.
+//! Flood participation: several internal hosts sending hard to one victim at the same time, for
+//! long enough, and mostly unanswered.
 
 use super::{local_or_group, Ctx, Finding};
 use crate::evidence::{Behaviour, Evidence, Peer, Role};
 use crate::graph::{Channel, HostId};
 use std::collections::HashMap;
 
-/// Packets per second a channel sent while it was active.
-fn rate(ch: &Channel) -> f64 {
-    let span = ch
-        .last_seen
+/// Seconds a channel has been active in its counting period.
+fn span(ch: &Channel) -> f64 {
+    ch.last_seen
         .as_unix_nanos()
         .saturating_sub(ch.since.as_unix_nanos()) as f64
-        / 1e9;
-    f64::from(ch.packets_out) / span.max(1.0)
+        / 1e9
+}
+
+/// Packets per second a channel sent while it was active.
+fn rate(ch: &Channel) -> f64 {
+    f64::from(ch.packets_out) / span(ch).max(1.0)
+}
+
+/// Shortest time a source must keep sending hard for its traffic to count as a flood: bursts
+/// of a second or two are ordinary transfers.
+const MIN_FLOOD_SECONDS: f64 = 10.0;
+
+/// Whether a channel carries attack traffic: a sustained high packet rate that the victim does
+/// not answer in kind (a server under a flood drops, refuses or ignores most of it; an upload
+/// or a download, however fast, is acknowledged packet for packet or close to it).
+fn attacking(ch: &Channel, min_pps: f64) -> bool {
+    span(ch) >= MIN_FLOOD_SECONDS
+        && rate(ch) >= min_pps
+        && (u64::from(ch.packets_in) * 4 < u64::from(ch.packets_out)
+            || u64::from(ch.failed) * 2 > u64::from(ch.flows))
 }
 
 /// Reports hosts taking part in a flood.
@@ -20,7 +38,7 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let cfg = &ctx.config.flood;
     let mut by_victim: HashMap<HostId, Vec<&Channel>> = HashMap::new();
     for ch in ctx.active() {
-        if ctx.internal(ch.key.client) && rate(ch) >= cfg.min_packets_per_second {
+        if ctx.internal(ch.key.client) && attacking(ch, cfg.min_packets_per_second) {
             by_victim.entry(ch.key.server).or_default().push(ch);
         }
     }

@@ -1,15 +1,19 @@
-//! Behaviour detectors. Each reads the graph over the current window and reports findings;
-//! none keeps state of its own between windows, so a detector's verdict on a window depends on
-//! that window's flows only.
+//! Behaviour detectors. Each reads the graph over the current window and reports findings.
+//! Only the peer-to-peer detector remembers anything between windows: the sizes of past
+//! protocol graphs, held by the engine in [`p2p::OverlayHistory`]. Every other detector's
+//! verdict on a window depends on that window's flows only.
 
 pub mod beacon;
 pub mod fanout;
 pub mod flood;
+pub mod intel;
+pub mod p2p;
 
 use crate::config::DetectConfig;
 use crate::evidence::{Evidence, Role};
 use crate::graph::{proto, Channel, Graph};
 use crate::host::{HostKey, Hosts};
+use crate::intel::Intel;
 use botnest_flow::Timestamp;
 use std::net::IpAddr;
 
@@ -22,6 +26,10 @@ pub struct Ctx<'a> {
     pub hosts: &'a Hosts,
     /// Settings.
     pub config: &'a DetectConfig,
+    /// Blocklisted addresses and endpoints.
+    pub intel: &'a Intel,
+    /// Allowed addresses and endpoints: their channels are invisible to detectors.
+    pub allow: &'a Intel,
     /// Start of the window.
     pub from: Timestamp,
     /// End of the window.
@@ -29,10 +37,22 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Channels active in the window.
+    /// Channels active in the window, less those the allow-list covers.
     pub fn active(&self) -> impl Iterator<Item = &Channel> {
         let from = self.from;
-        self.graph.channels().filter(move |c| c.last_seen >= from)
+        self.graph
+            .channels()
+            .filter(move |c| c.last_seen >= from && !self.allowed_channel(c))
+    }
+
+    /// Whether the allow-list covers either end of a channel.
+    pub fn allowed_channel(&self, c: &Channel) -> bool {
+        if self.allow.is_empty() {
+            return false;
+        }
+        let addr = |id| self.graph.host(id).map(|h| h.key.addr);
+        addr(c.key.client).is_some_and(|a| self.allow.contains(a, None))
+            || addr(c.key.server).is_some_and(|a| self.allow.contains(a, Some(c.key.port)))
     }
 
     /// The host key of a host id.
@@ -79,13 +99,31 @@ pub fn local_or_group(addr: IpAddr) -> bool {
     }
 }
 
-/// Runs every detector over the window.
-pub fn run_all(ctx: &Ctx<'_>) -> Vec<Finding> {
+/// Runs every detector over the window. Findings about an allowed host, or naming an allowed
+/// peer, are dropped.
+pub fn run_all(ctx: &Ctx<'_>, overlays: &mut p2p::OverlayHistory) -> Vec<Finding> {
     let mut out = Vec::new();
     beacon::run(ctx, &mut out);
     fanout::run(ctx, &mut out);
     flood::run(ctx, &mut out);
+    p2p::run(ctx, overlays, &mut out);
+    intel::run(ctx, &mut out);
+    if !ctx.allow.is_empty() {
+        out.retain(|f| !allowed_finding(ctx.allow, f));
+    }
     out
+}
+
+/// Whether a finding concerns an allowed host or names an allowed peer.
+fn allowed_finding(allow: &Intel, f: &Finding) -> bool {
+    allow.contains(f.host.addr, None)
+        || f.evidence
+            .peer
+            .is_some_and(|p| allow.contains(p.host.addr, p.port))
+        || f.other.is_some_and(|(o, _)| {
+            let port = f.evidence.peer.filter(|p| p.host == o).and_then(|p| p.port);
+            allow.contains(o.addr, port)
+        })
 }
 
 /// Formats seconds for explanations.
