@@ -260,6 +260,7 @@ impl Detection {
             self.drain();
             if self.last_save.elapsed() >= SAVE_EVERY {
                 self.save();
+                self.log_state();
                 // Blocklists are checked for changes as often as the state is saved.
                 if let Some(intel) = self.blocklists.reload_if_changed() {
                     self.engine.set_intel(intel);
@@ -286,6 +287,26 @@ impl Detection {
             }
         }
         self.alerts.tick(now);
+    }
+
+    /// The engine's state sizes and counters, for whoever watches the log.
+    fn log_state(&self) {
+        let (hosts, channels) = self.engine.graph().size();
+        let s = self.engine.stats();
+        let g = self.engine.graph().stats();
+        tracing::info!(
+            hosts,
+            channels,
+            verdicts = self.engine.verdicts().count(),
+            botnests = self.engine.botnests().len(),
+            flows = s.flows,
+            late = s.late,
+            too_late = s.too_late,
+            windows = s.evaluations,
+            hosts_refused = g.hosts_refused,
+            channels_refused = g.channels_refused,
+            "detection state"
+        );
     }
 
     fn save(&mut self) {
