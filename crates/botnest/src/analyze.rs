@@ -313,7 +313,12 @@ pub fn report(engine: &Engine) -> Value {
     json!({
         "hosts": hosts,
         "botnests": botnests,
-        "stats": { "flows": s.flows, "late": s.late, "too_late": s.too_late, "windows": s.evaluations },
+        "stats": {
+            "flows": s.flows, "late": s.late, "too_late": s.too_late, "windows": s.evaluations,
+            "hosts": engine.graph().size().0, "channels": engine.graph().size().1,
+            "hosts_refused": engine.graph().stats().hosts_refused,
+            "channels_refused": engine.graph().stats().channels_refused,
+        },
     })
 }
 
