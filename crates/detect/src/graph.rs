@@ -202,7 +202,10 @@ pub struct Graph {
     hosts: Vec<Option<Host>>,
     host_index: FxHashMap<HostKey, HostId>,
     free_hosts: Vec<HostId>,
-    channels: FxHashMap<ChannelKey, Channel>,
+    /// Channel positions in `slab`: the table moves only these small entries when it grows.
+    channel_index: FxHashMap<ChannelKey, u32>,
+    /// The channels, densely packed.
+    slab: Vec<Channel>,
     window_ns: u64,
     max_hosts: usize,
     max_channels: usize,
@@ -231,7 +234,8 @@ impl Graph {
             hosts: Vec::new(),
             host_index: FxHashMap::default(),
             free_hosts: Vec::new(),
-            channels: FxHashMap::default(),
+            channel_index: FxHashMap::default(),
+            slab: Vec::new(),
             window_ns: window_ns.max(1),
             max_hosts,
             max_channels,
@@ -246,7 +250,7 @@ impl Graph {
 
     /// Hosts and channels held.
     pub fn size(&self) -> (usize, usize) {
-        (self.host_index.len(), self.channels.len())
+        (self.host_index.len(), self.slab.len())
     }
 
     /// A host by id.
@@ -269,12 +273,12 @@ impl Graph {
 
     /// Every channel.
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {
-        self.channels.values()
+        self.slab.iter()
     }
 
     /// A channel by key.
     pub fn channel(&self, key: &ChannelKey) -> Option<&Channel> {
-        self.channels.get(key)
+        self.channel_index.get(key).map(|&i| &self.slab[i as usize])
     }
 
     /// The id of a host, created if new; `known` is its id when the caller already looked it up.
@@ -366,15 +370,20 @@ impl Graph {
             proto: f.protocol,
         };
         let window = self.window_ns;
-        let full = self.channels.len() >= self.max_channels;
-        let ch = match self.channels.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        let full = self.slab.len() >= self.max_channels;
+        let slot = match self.channel_index.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get() as usize,
             std::collections::hash_map::Entry::Vacant(_) if full => {
                 self.stats.channels_refused += 1;
                 return;
             }
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(Channel::new(key, start)),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(self.slab.len() as u32);
+                self.slab.push(Channel::new(key, start));
+                self.slab.len() - 1
+            }
         };
+        let ch = &mut self.slab[slot];
         if end.as_unix_nanos().saturating_sub(ch.since.as_unix_nanos()) > window {
             ch.halve(end.offset_nanos(-((window / 2) as i64)));
         }
@@ -420,7 +429,7 @@ impl Graph {
                 port: f.src_port,
                 proto: f.protocol,
             };
-            if self.channels.contains_key(&reverse) {
+            if self.channel_index.contains_key(&reverse) {
                 return backward;
             }
             let same = ChannelKey {
@@ -429,7 +438,7 @@ impl Graph {
                 port: f.dst_port,
                 proto: f.protocol,
             };
-            if self.channels.contains_key(&same) {
+            if self.channel_index.contains_key(&same) {
                 return forward;
             }
         }
@@ -442,13 +451,19 @@ impl Graph {
 
     /// Removes channels and hosts idle since before `cutoff`.
     pub fn expire(&mut self, cutoff: Timestamp) {
-        let before = self.channels.len();
-        self.channels.retain(|_, c| c.last_seen >= cutoff);
-        self.stats.channels_expired += (before - self.channels.len()) as u64;
+        let before = self.slab.len();
+        self.slab.retain(|c| c.last_seen >= cutoff);
+        if self.slab.len() != before {
+            self.channel_index.clear();
+            for (i, c) in self.slab.iter().enumerate() {
+                self.channel_index.insert(c.key, i as u32);
+            }
+        }
+        self.stats.channels_expired += (before - self.slab.len()) as u64;
         let mut in_use = vec![false; self.hosts.len()];
-        for k in self.channels.keys() {
-            in_use[k.client as usize] = true;
-            in_use[k.server as usize] = true;
+        for c in &self.slab {
+            in_use[c.key.client as usize] = true;
+            in_use[c.key.server as usize] = true;
         }
         for (id, slot) in self.hosts.iter_mut().enumerate() {
             let idle = slot
@@ -585,10 +600,11 @@ mod tests {
 
     #[test]
     fn a_channel_costs_at_most_256_bytes() {
-        // A hash table entry holds the key and the channel, plus one control byte; the table
-        // keeps at least one eighth of its slots free.
-        let entry = std::mem::size_of::<(ChannelKey, Channel)>() + 1;
-        assert!(entry * 8 / 7 <= 256, "{entry} bytes per channel");
+        // The channel in the slab, and its index entry (key, position and one control byte) in
+        // a hash table that keeps at least one eighth of its slots free.
+        let index = (std::mem::size_of::<(ChannelKey, u32)>() + 1) * 8 / 7;
+        let entry = std::mem::size_of::<Channel>() + index;
+        assert!(entry <= 256, "{entry} bytes per channel");
     }
 
     fn flow(src: &str, sp: u16, dst: &str, dp: u16, flags: u16, t: u64) -> FlowRecord {
