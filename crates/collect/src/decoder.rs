@@ -437,6 +437,20 @@ impl Decoder {
         }
     }
 
+    /// Counts and logs an error, and hands it to the caller's report.
+    fn fail(
+        &mut self,
+        key: &SessionKey,
+        domain: u32,
+        now: Timestamp,
+        e: impl Into<DecodeError>,
+        report: &mut dyn FnMut(DecodeError),
+    ) {
+        let e = e.into();
+        self.count_error(key, domain, now, e);
+        report(e);
+    }
+
     fn domain_mut(&mut self, key: &SessionKey, domain: u32) -> Result<&mut Domain, DecodeError> {
         let max = self.config.max_domains_per_session;
         let s = self
@@ -460,8 +474,7 @@ impl Decoder {
         let msg = match ipfix::Message::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
-                self.count_error(key, 0, now, e.into());
-                return report(e.into());
+                return self.fail(key, 0, now, e, report);
             }
         };
         let h = *msg.header();
@@ -496,8 +509,7 @@ impl Decoder {
                                 self.withdraw(key, ctx.domain, None, options)
                             }
                             Err(e) => {
-                                self.count_error(key, ctx.domain, now, e.into());
-                                report(e.into());
+                                self.fail(key, ctx.domain, now, e, report);
                             }
                         }
                     }
@@ -507,8 +519,7 @@ impl Decoder {
                     data_records = data_records.zip(n).map(|(a, b)| a + b);
                 }
                 Err(e) => {
-                    self.count_error(key, ctx.domain, now, e.into());
-                    report(e.into());
+                    self.fail(key, ctx.domain, now, e, report);
                 }
             }
         }
@@ -528,8 +539,7 @@ impl Decoder {
         let pkt = match netflow9::Packet::parse(bytes) {
             Ok(p) => p,
             Err(e) => {
-                self.count_error(key, 0, now, e.into());
-                return report(e.into());
+                return self.fail(key, 0, now, e, report);
             }
         };
         let h = *pkt.header();
@@ -553,8 +563,7 @@ impl Decoder {
                         match rec {
                             Ok(t) => self.define(key, ctx, t, sink, report),
                             Err(e) => {
-                                self.count_error(key, ctx.domain, now, e.into());
-                                report(e.into());
+                                self.fail(key, ctx.domain, now, e, report);
                             }
                         }
                     }
@@ -563,8 +572,7 @@ impl Decoder {
                     self.data_set(key, ctx, set_id, body, sink, report);
                 }
                 Err(e) => {
-                    self.count_error(key, ctx.domain, now, e.into());
-                    report(e.into());
+                    self.fail(key, ctx.domain, now, e, report);
                 }
             }
         }
@@ -585,8 +593,7 @@ impl Decoder {
         let pkt = match netflow5::Packet::parse(bytes) {
             Ok(p) => p,
             Err(e) => {
-                self.count_error(key, 0, now, e.into());
-                return report(e.into());
+                return self.fail(key, 0, now, e, report);
             }
         };
         let h = *pkt.header();

@@ -8,6 +8,8 @@
 use crate::ids::*;
 use botnest_flow::{FlowRecord, Timestamp};
 use botnest_wire::ie::{ElementId, REVERSE_PEN, VMWARE_PEN};
+// Unsigned integers of 1 to 8 bytes (reduced-size encoding, RFC 7011 section 6.2).
+use botnest_wire::value::unsigned as uint;
 use botnest_wire::{Record, Template, VARIABLE_LENGTH};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -549,19 +551,6 @@ impl Plan {
 /// Most variable-length fields a template may have for the segmented reading; templates with
 /// more (rare) are read field by field.
 const MAX_SEGMENTS: usize = 8;
-
-/// An unsigned integer of 1 to 8 bytes (reduced-size encoding, RFC 7011 section 6.2).
-#[inline]
-fn uint(v: &[u8]) -> Option<u64> {
-    match *v {
-        [a] => Some(u64::from(a)),
-        [a, b] => Some(u64::from(u16::from_be_bytes([a, b]))),
-        [a, b, c, d] => Some(u64::from(u32::from_be_bytes([a, b, c, d]))),
-        [a, b, c, d, e, f, g, h] => Some(u64::from_be_bytes([a, b, c, d, e, f, g, h])),
-        _ if v.is_empty() || v.len() > 8 => None,
-        _ => Some(v.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))),
-    }
-}
 
 #[inline]
 fn v4(v: &[u8]) -> Option<IpAddr> {

@@ -49,10 +49,15 @@ pub enum Value<'a> {
 /// Reads a big-endian unsigned integer of 1 to 8 bytes, the hot path for counters and ports.
 #[inline]
 pub fn unsigned(bytes: &[u8]) -> Option<u64> {
-    if bytes.is_empty() || bytes.len() > 8 {
-        return None;
+    // The common widths get a load each; the rest fold byte by byte.
+    match *bytes {
+        [a] => Some(u64::from(a)),
+        [a, b] => Some(u64::from(u16::from_be_bytes([a, b]))),
+        [a, b, c, d] => Some(u64::from(u32::from_be_bytes([a, b, c, d]))),
+        [a, b, c, d, e, f, g, h] => Some(u64::from_be_bytes([a, b, c, d, e, f, g, h])),
+        _ if bytes.is_empty() || bytes.len() > 8 => None,
+        _ => Some(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))),
     }
-    Some(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
 }
 
 /// Decodes a field value as `data_type`; see the module documentation for what happens to
