@@ -4,8 +4,8 @@
 # Usage: ./scripts/test.sh [--quick] [--no-install] [--help]
 #
 #   (no option)    As root on Debian, install what is missing (tshark, softflowd,
-#                  openvswitch-switch, nfdump, ethtool, iproute2, tcpdump, cargo-nextest; a Rust
-#                  toolchain through rustup when cargo itself is missing), then run every step:
+#                  openvswitch-switch, nfdump, ethtool, iproute2, tcpdump, chromium, cargo-nextest;
+#                  a Rust toolchain through rustup when cargo itself is missing), then run every step:
 #                  rustfmt check, clippy (-D warnings), rustdoc (-D warnings), the test suite
 #                  (cargo nextest, then doctests) and the extra steps listed in EXTRA_STEPS below.
 #   --quick        For development: install nothing, skip rustdoc, doctests, the conformance
@@ -66,12 +66,14 @@ APT_PACKAGES=(
     "iproute2:ip"
     "tcpdump:tcpdump"
     "rsyslog:rsyslogd"
+    "chromium:chromium"
 )
 
 # Steps that later parts of the project add: "label|script". Each runs when its script exists
 # and is skipped with a note otherwise, so adding one here is safe before the script lands.
 EXTRA_STEPS=(
     "bounded fuzz run|scripts/fuzz.sh"
+    "web UI: vendored libraries and browser tests|scripts/test-ui.sh"
 )
 
 FAILED=()

@@ -42,9 +42,8 @@ case "${1:-}" in
         ;;
 esac
 
-if [[ ! -d "$NPM_DIR/node_modules" || "$NPM_DIR/package-lock.json" -nt "$NPM_DIR/node_modules" ]]; then
-    (cd "$NPM_DIR" && npm ci --no-audit --no-fund)
-fi
+# npm ci installs exactly what the lock file names and checks each package's integrity hash.
+(cd "$NPM_DIR" && npm ci --no-audit --no-fund) || exit 1
 
 version_of() {
     node -e 'console.log(require(process.argv[1]).version)' "./$NPM_DIR/node_modules/$1/package.json"

@@ -168,3 +168,75 @@ export function config(blocklistPath) {
     '',
   ].join('\n');
 }
+
+/**
+ * Flows after the recording, sent live: the bots keep beaconing and one more machine of acme
+ * joins them, from the end of the recording for `minutes`.
+ */
+export function liveFlows(newBot, minutes = 12) {
+  const rand = random(7);
+  const from = START_MS + MINUTES * 60000;
+  const to = from + minutes * 60000;
+  const flows = [...beacons(rand, 100, newBot, from, to)];
+  for (const [vlan, bots] of Object.entries(BOTS)) {
+    for (const bot of bots) flows.push(...beacons(rand, Number(vlan), bot, from, to));
+  }
+  return flows.sort((a, b) => a.start - b.start);
+}
+
+/** The options template naming interfaces (RFC 7011 section 3.4.2.2: scope ingressInterface). */
+export const INTERFACE_TEMPLATE = template(300, [IE.ingressInterface, IE.interfaceName, IE.interfaceDescription], 1);
+
+/**
+ * Messages from one exporter: an options record naming interface `ifindex` with `name` and
+ * `description`, then flows of `host` (tenant `vlan`) arriving on that interface.
+ */
+export function namedInterfaceMessages({ ifindex, name, description, host, vlan, domain = 7 }) {
+  const t = START_MS + MINUTES * 60000;
+  const names = message({
+    exportTime: Math.floor(t / 1000),
+    sequence: 0,
+    domain,
+    templates: [INTERFACE_TEMPLATE, FLOW_TEMPLATE],
+    records: [[INTERFACE_TEMPLATE, [record(INTERFACE_TEMPLATE, [ifindex, name, description])]]],
+  });
+  const flows = [];
+  for (let i = 0; i < 5; i += 1) {
+    flows.push(
+      flow({ src: host, dst: '93.184.216.7', sport: 33000 + i, dport: 443, flags: ANSWERED, octets: 1500, packets: 8, start: t + i * 1000, vlan, ifindex }),
+    );
+  }
+  const data = message({
+    exportTime: Math.floor(t / 1000) + 5,
+    sequence: 1,
+    domain,
+    templates: [FLOW_TEMPLATE],
+    records: [[FLOW_TEMPLATE, flows.map((f) => f.bytes)]],
+  });
+  return [names, data];
+}
+
+/**
+ * A large recording for measuring the UI: `nests` botnets of `bots` machines each (tenant 100),
+ * each beaconing every minute to its own C2 for 20 minutes.
+ */
+export function largeFlows(nests, bots) {
+  const rand = random(99);
+  const flows = [];
+  for (let n = 0; n < nests; n += 1) {
+    const c2 = `198.18.${n >> 8}.${(n & 255) + 1}`;
+    for (let b = 0; b < bots; b += 1) {
+      const i = n * bots + b;
+      const bot = `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${(i & 255) + 1}`;
+      let t = START_MS + rand() * 60000;
+      let sport = 40000;
+      while (t < START_MS + 20 * 60000) {
+        flows.push(
+          flow({ src: bot, dst: c2, sport: sport++, dport: 443 + n, flags: ANSWERED, octets: 400 + Math.floor(rand() * 20), packets: 6, start: Math.round(t), vlan: 100 }),
+        );
+        t += 60000 * (0.92 + 0.16 * rand());
+      }
+    }
+  }
+  return flows.sort((a, b) => a.start - b.start);
+}

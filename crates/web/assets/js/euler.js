@@ -16,13 +16,15 @@ import { behaviour, behavioursOf, hostKey } from './model.js';
 import { hideTooltip, showTooltip } from './tooltip.js';
 
 /**
- * Hosts grouped by behaviour: `sets` maps each non-empty behaviour to its host keys, `regions`
- * maps each non-empty exact combination ("beaconing+shared_c2") to `{sets, hosts}`, and `outside`
- * lists hosts without any behaviour of the diagram.
+ * Hosts grouped by behaviour. Behaviours with exactly the same hosts are one set of the diagram
+ * (an Euler diagram draws equal sets as one circle): `sets` maps each set id (its behaviours
+ * joined by `=`) to its host keys, `groups` maps it to its behaviours, `regions` maps each
+ * non-empty exact combination of sets to `{id, sets, behaviours, hosts}`, and `outside` lists
+ * hosts with none of the behaviours.
  */
 export function evidenceSets(hosts) {
-  const sets = new Map();
-  const regions = new Map();
+  const byBehaviour = new Map();
+  const memberships = [];
   const outside = [];
   for (const host of hosts) {
     const key = hostKey(host.tenant, host.address);
@@ -31,15 +33,42 @@ export function evidenceSets(hosts) {
       outside.push(host);
       continue;
     }
+    memberships.push({ host, member });
     for (const b of member) {
-      if (!sets.has(b)) sets.set(b, []);
-      sets.get(b).push(key);
+      if (!byBehaviour.has(b)) byBehaviour.set(b, []);
+      byBehaviour.get(b).push(key);
     }
-    const id = member.join('+');
-    if (!regions.has(id)) regions.set(id, { id, sets: member, hosts: [] });
+  }
+
+  const bySignature = new Map();
+  for (const [b, keys] of byBehaviour) {
+    const signature = [...keys].sort().join('\n');
+    if (!bySignature.has(signature)) bySignature.set(signature, []);
+    bySignature.get(signature).push(b);
+  }
+  const sets = new Map();
+  const groups = new Map();
+  const groupOf = new Map();
+  for (const behaviours of bySignature.values()) {
+    const id = behaviours.join('=');
+    groups.set(id, behaviours);
+    sets.set(id, byBehaviour.get(behaviours[0]));
+    for (const b of behaviours) groupOf.set(b, id);
+  }
+
+  const regions = new Map();
+  for (const { host, member } of memberships) {
+    const ids = [...new Set(member.map((b) => groupOf.get(b)))];
+    const id = ids.join('+');
+    if (!regions.has(id)) regions.set(id, { id, sets: ids, behaviours: member, hosts: [] });
     regions.get(id).hosts.push(host);
   }
-  return { sets, regions, outside };
+  return { sets, groups, regions, outside };
+}
+
+/** The label of a set: its behaviours, equal sets joined by `=`. */
+function setLabel(groups, id) {
+  return groups.get(id).map((b) => behaviour(b).label).join(' = ');
 }
 
 /** The areas venn.js lays out: each set's size and each pair's overlap (zero ones left out). */
@@ -112,13 +141,13 @@ let maskCounter = 0;
 export function drawEuler(container, hosts, onHost, options = {}) {
   const width = options.width || 640;
   const height = options.height || 420;
-  const { sets, regions, outside } = evidenceSets(hosts);
+  const { sets, groups, regions, outside } = evidenceSets(hosts);
   const svg = s('svg', {
     class: 'euler',
     viewBox: `0 0 ${width} ${height}`,
     role: 'img',
     'aria-label': 'Euler diagram of hosts by behaviour',
-    'data-sets': [...sets.keys()].join(' '),
+    'data-sets': [...groups.values()].flat().join(' '),
   });
   container.replaceChildren(svg);
   if (sets.size === 0) return { svg, outside };
@@ -132,7 +161,7 @@ export function drawEuler(container, hosts, onHost, options = {}) {
   // The sets' outlines, faint: the regions inside them carry the colour.
   const outlines = s('g', { class: 'euler-sets' });
   for (const [name, c] of Object.entries(layout)) {
-    const b = behaviour(name);
+    const b = behaviour(groups.get(name)[0]);
     outlines.appendChild(
       s('circle', {
         cx: c.x,
@@ -142,6 +171,7 @@ export function drawEuler(container, hosts, onHost, options = {}) {
         stroke: b.colour,
         'stroke-width': 2,
         'data-set': name,
+        'data-behaviours': groups.get(name).join(' '),
         'data-size': sets.get(name).length,
       }),
     );
@@ -168,17 +198,17 @@ export function drawEuler(container, hosts, onHost, options = {}) {
         ? circlePath(interior[0].x, interior[0].y, interior[0].radius)
         : intersectionAreaPath(interior);
     const depth = region.sets.length / most;
-    const fill = region.sets.length === 1 ? behaviour(region.sets[0]).colour : '#b71c1c';
+    const fill = region.sets.length === 1 ? behaviour(groups.get(region.sets[0])[0]).colour : '#b71c1c';
     const shape = s('path', {
       d: path,
       fill,
       'fill-opacity': (0.12 + 0.45 * depth).toFixed(2),
       mask: `url(#${maskId})`,
       class: 'euler-region',
-      'data-sets': region.sets.join(' '),
+      'data-sets': region.behaviours.join(' '),
       'data-count': region.hosts.length,
     });
-    const names = region.sets.map((b) => behaviour(b).label).join(' ∩ ');
+    const names = region.sets.map((id) => setLabel(groups, id)).join(' ∩ ');
     shape.appendChild(s('title', null, `${names}: ${region.hosts.length} hosts`));
     regionLayer.appendChild(shape);
 
@@ -193,7 +223,7 @@ export function drawEuler(container, hosts, onHost, options = {}) {
         class: 'euler-host',
         tabindex: 0,
         'data-host': key,
-        'data-sets': region.sets.join(' '),
+        'data-sets': region.behaviours.join(' '),
         'data-placed': points[i] ? 'inside' : 'centre',
       });
       const label = `${host.address}${host.tenant && host.tenant !== '0' ? ` (${host.tenant})` : ''}`;
@@ -223,8 +253,8 @@ export function drawEuler(container, hosts, onHost, options = {}) {
     labelLayer.appendChild(
       s(
         'text',
-        { x: c.x, y: Math.max(12, c.y - c.radius - 6), class: 'euler-set-label', 'text-anchor': 'middle', fill: behaviour(name).colour },
-        `${behaviour(name).label} (${sets.get(name).length})`,
+        { x: c.x, y: Math.max(12, c.y - c.radius - 6), class: 'euler-set-label', 'text-anchor': 'middle', fill: behaviour(groups.get(name)[0]).colour },
+        `${setLabel(groups, name)} (${sets.get(name).length})`,
       ),
     );
   }

@@ -261,7 +261,7 @@ function graphSection(title, extra) {
 }
 
 function showTiming(el, t) {
-  el.textContent = `${fmtNumber(t.nodes)} nodes, ${fmtNumber(t.edges)} edges: layout ${fmtNumber(t.layout_ms)} ms, first frame ${fmtNumber(t.render_ms)} ms, total ${fmtNumber(t.total_ms)} ms`;
+  el.textContent = `${fmtNumber(t.nodes)} nodes, ${fmtNumber(t.edges)} edges: set-up ${fmtNumber(t.init_ms)} ms, layout ${fmtNumber(t.layout_ms)} ms, first frame ${fmtNumber(t.render_ms)} ms, total ${fmtNumber(t.total_ms)} ms`;
 }
 
 function eulerSection(hosts, ctx) {
@@ -272,7 +272,7 @@ function eulerSection(hosts, ctx) {
     const { outside } = drawEuler(container, list, (host) => ctx.openHost(host.tenant, host.address));
     caption.textContent =
       'One circle per behaviour, sized by its hosts; each dot is a host in the region of the behaviours it shows. ' +
-      (outside.length ? `${outside.length} member hosts show none of them (C2 endpoints, peers, victims).` : '');
+      (outside.length ? `Hosts showing none of these behaviours (C2 endpoints, peers): ${outside.length}.` : '');
   };
   draw(hosts);
   return { node, draw };
@@ -319,7 +319,7 @@ function channelsTable(channels) {
       return [
         hostLink(a.tenant, a.address),
         hostLink(b.tenant, b.address),
-        c.port ?? '–',
+        String(c.port ?? '–'),
         protoName(c.proto),
         c.flows,
         fmtPercent(c.failedShare),
