@@ -188,6 +188,23 @@ describe('web UI', { skip: Boolean(skip) }, () => {
     await page.waitForSelector(`table.hosts tr[data-host="${key(SCANNER.vlan, SCANNER.address)}"]`);
   });
 
+  test('acknowledging a botnest sends the CSRF token; a request without it is refused', async () => {
+    await page.goto(`${botnest.base}/#/botnest/${nestId}`);
+    await page.waitForSelector('#acknowledge');
+    assert.equal(await page.textContent('[data-stat="acknowledged"] .value'), 'no');
+    await page.click('#acknowledge');
+    await page.click('#acknowledge');
+    await page.waitForFunction(() => document.querySelector('[data-stat="acknowledged"] .value')?.textContent === 'yes');
+    const { acknowledged } = await api(botnest.base, `/api/botnests/${nestId}`);
+    assert.equal(acknowledged, true);
+
+    const forged = await page.evaluate(async (id) => {
+      const r = await fetch(`/api/botnests/${id}/acknowledge`, { method: 'POST' });
+      return r.status;
+    }, nestId);
+    assert.equal(forged, 403, 'a POST without the CSRF header is refused');
+  });
+
   test('a detection arriving live shows up in the graph and the feed', async () => {
     await page.goto(`${botnest.base}/#/botnest/${nestId}`);
     await page.waitForSelector('#graph[data-ready="true"]');
@@ -293,5 +310,50 @@ describe('web UI with a few thousand hosts', { skip: Boolean(skip) }, () => {
     console.log(`# large graph: ${JSON.stringify(report)}`);
     fs.writeFileSync(path.join(ARTIFACTS, 'large-graph-timings.json'), `${JSON.stringify(report, null, 2)}\n`);
     await screenshot(page, '08-large-graph');
+  });
+});
+
+describe('web UI behind a token', { skip: Boolean(skip) }, () => {
+  let dir;
+  let botnest;
+  let browser;
+  const TOKEN = 'correct-horse-battery-staple';
+
+  before(async () => {
+    dir = tempDir('botnest-ui-token-');
+    const blocklist = path.join(dir, 'blocklist.txt');
+    fs.writeFileSync(blocklist, '');
+    botnest = await startBotnest({ dir, config: config(blocklist), extraArgs: ['--token', TOKEN] });
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (botnest) await botnest.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('asks for the token, refuses a wrong one, then sends it as a bearer token', async () => {
+    const { page } = browser;
+    const apiRequests = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname.startsWith('/api/')) apiRequests.push(r.headers().authorization ?? null);
+    });
+    await page.goto(`${botnest.base}/`);
+    await page.waitForSelector('#login[open]');
+    await page.fill('#login input[name="token"]', 'wrong');
+    await page.click('#login button[type="submit"]');
+    await page.waitForSelector('#login-error:not([hidden])');
+    await screenshot(page, '09-login');
+
+    await page.fill('#login input[name="token"]', TOKEN);
+    await page.click('#login button[type="submit"]');
+    await page.waitForSelector('.page[data-page="overview"][data-loaded="true"] #status');
+    await page.waitForSelector('#live[data-state="live"]');
+    assert.equal(await page.evaluate(() => document.getElementById('login').open), false);
+    const stored = await page.evaluate(() => [sessionStorage.getItem('botnest.token'), localStorage.length]);
+    assert.deepEqual(stored, [TOKEN, 0], 'kept for the tab only');
+    assert.ok(apiRequests.includes(`Bearer ${TOKEN}`), 'requests carry the token');
+    assert.deepEqual(browser.events.pageErrors, []);
   });
 });

@@ -185,8 +185,22 @@ function setUpLogin() {
   onUnauthorized(() => askForToken(token() ? 'The token was refused.' : null));
 }
 
-setUpFilters();
-setUpLogin();
-window.addEventListener('hashchange', route);
-route();
-startEvents();
+async function start() {
+  setUpFilters();
+  setUpLogin();
+  window.addEventListener('hashchange', route);
+  // Ask for the token first when the server needs one we do not have (or have wrong).
+  try {
+    const session = await get('/api/session');
+    if (session.token_required && !session.authenticated) {
+      askForToken(token() ? 'The saved token was refused.' : null);
+      return;
+    }
+  } catch (err) {
+    console.warn('no session information', err);
+  }
+  route();
+  startEvents();
+}
+
+start();

@@ -1,7 +1,7 @@
 // The pages: overview, graph of every botnest, one botnest, the accused hosts, one host.
 // Each `render*` fills `root` and returns `{refresh, destroy}` for live updates.
 
-import { download, get } from './api.js';
+import { download, get, post } from './api.js';
 import {
   botnestHref,
   fmtBytes,
@@ -81,6 +81,36 @@ function exportButtons(id) {
     ),
     h('span', { id: 'export-error', class: 'error', role: 'status' }),
   );
+}
+
+/**
+ * A button for a state-changing request that asks for a second click before it acts (no modal
+ * dialog), then shows the outcome in `status`.
+ */
+function actionButton(label, confirmLabel, act, attrs) {
+  const status = h('span', { class: 'action-status', role: 'status' });
+  const button = h('button', { type: 'button', ...attrs }, label);
+  let armed = false;
+  button.addEventListener('click', async () => {
+    if (!armed) {
+      armed = true;
+      button.textContent = confirmLabel;
+      button.classList.add('armed');
+      return;
+    }
+    button.disabled = true;
+    try {
+      status.textContent = await act();
+    } catch (err) {
+      status.textContent = `Failed: ${err.message}`;
+      status.classList.add('error');
+      button.disabled = false;
+    }
+    armed = false;
+    button.textContent = label;
+    button.classList.remove('armed');
+  });
+  return h('span', { class: 'action' }, button, ' ', status);
 }
 
 function failure(root, err) {
@@ -287,11 +317,14 @@ export async function renderGraph(root, ctx) {
     ctx.learnTenants(nests.botnests, hosts.hosts);
     const byKey = hostsByKey(hosts.hosts);
     const els = elements(nests.botnests, byKey);
-    if (first) {
+    if (first || !graph) {
       const g = graphSection(`Every botnest (${nests.botnests.length})`, exportButtons(undefined));
       euler = eulerSection(hosts.hosts, ctx);
       replace(root, g.node, euler.node);
-      if (nests.botnests.length === 0) g.container.replaceWith(note('No botnest matches the filters.'));
+      if (nests.botnests.length === 0) {
+        g.container.replaceWith(note('No botnest matches the filters.'));
+        return;
+      }
       graph = drawGraph(g.container, els, ctx.openHost);
       window.botnestGraph = graph.cy;
       graph.ready.then((t) => showTiming(g.timing, t));
@@ -368,6 +401,7 @@ export async function renderBotnest(root, ctx, id) {
       stat('tenants', (nest.tenants || []).join(', ') || '–'),
       stat('first seen', fmtTime(nest.first_seen)),
       stat('last seen', fmtTime(nest.last_seen)),
+      stat('acknowledged', nest.acknowledged ? 'yes' : 'no', { 'data-stat': 'acknowledged' }),
     );
     const membersTable = table(['host', 'tenant', 'roles', 'score', 'evidence', 'last seen'], members, { class: 'members' });
     if (first) {
@@ -377,6 +411,20 @@ export async function renderBotnest(root, ctx, id) {
         root,
         h('h1', null, `Botnest #${nest.id}`),
         header,
+        h(
+          'div',
+          { class: 'actions' },
+          actionButton(
+            'Acknowledge',
+            'Confirm: mark as seen',
+            async () => {
+              await post(`/api/botnests/${encodeURIComponent(nest.id)}/acknowledge`);
+              load(false);
+              return 'acknowledged';
+            },
+            { id: 'acknowledge' },
+          ),
+        ),
         exportButtons(nest.id),
         h('div', { class: 'columns' }, g.node, euler.node),
         section('Members', h('div', { id: 'members' }, membersTable)),
@@ -499,6 +547,19 @@ export async function renderHost(root, ctx, tenant, address) {
         stat('last seen', fmtTime(host.last_seen)),
       ),
       accused ? h('p', null, 'Roles: ', roleTags(roles)) : null,
+      h(
+        'div',
+        { class: 'actions' },
+        actionButton(
+          'Allow this host',
+          'Confirm: never report it again',
+          async () => {
+            await post(`/api/hosts/${encodeURIComponent(tenant)}/${encodeURIComponent(address)}/allow`);
+            return 'allowed: no more findings about it';
+          },
+          { id: 'allow' },
+        ),
+      ),
       section('Evidence', evidenceTable(host.evidence)),
       section('Channels', channelsTable(channels)),
       section('Recent flows', flowsTable(host.flows)),
