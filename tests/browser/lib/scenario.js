@@ -184,31 +184,37 @@ export function liveFlows(newBot, minutes = 12) {
   return flows.sort((a, b) => a.start - b.start);
 }
 
-/** The options template naming interfaces (RFC 7011 section 3.4.2.2: scope ingressInterface). */
+/** Options templates naming interfaces (RFC 7011 section 3.4.2.2, scope ingressInterface). */
 export const INTERFACE_TEMPLATE = template(300, [IE.ingressInterface, IE.interfaceName, IE.interfaceDescription], 1);
+export const DESCRIPTION_TEMPLATE = template(301, [IE.ingressInterface, IE.interfaceDescription], 1);
 
 /**
- * Messages from one exporter: an options record naming interface `ifindex` with `name` and
- * `description`, then flows of `host` (tenant `vlan`) arriving on that interface.
+ * Messages from one exporter: options records naming interface `named.ifindex` (name and
+ * description) and describing `described.ifindex` (description only), then flows of `host`
+ * (tenant `vlan`) arriving on each of the two.
  */
-export function namedInterfaceMessages({ ifindex, name, description, host, vlan, domain = 7 }) {
+export function namedInterfaceMessages({ named, described, host, vlan, domain = 7 }) {
   const t = START_MS + MINUTES * 60000;
   const names = message({
     exportTime: Math.floor(t / 1000),
     sequence: 0,
     domain,
-    templates: [INTERFACE_TEMPLATE, FLOW_TEMPLATE],
-    records: [[INTERFACE_TEMPLATE, [record(INTERFACE_TEMPLATE, [ifindex, name, description])]]],
+    templates: [INTERFACE_TEMPLATE, DESCRIPTION_TEMPLATE, FLOW_TEMPLATE],
+    records: [
+      [INTERFACE_TEMPLATE, [record(INTERFACE_TEMPLATE, [named.ifindex, named.name, named.description])]],
+      [DESCRIPTION_TEMPLATE, [record(DESCRIPTION_TEMPLATE, [described.ifindex, described.description])]],
+    ],
   });
   const flows = [];
-  for (let i = 0; i < 5; i += 1) {
+  for (let i = 0; i < 6; i += 1) {
+    const ifindex = i % 2 === 0 ? named.ifindex : described.ifindex;
     flows.push(
       flow({ src: host, dst: '93.184.216.7', sport: 33000 + i, dport: 443, flags: ANSWERED, octets: 1500, packets: 8, start: t + i * 1000, vlan, ifindex }),
     );
   }
   const data = message({
-    exportTime: Math.floor(t / 1000) + 5,
-    sequence: 1,
+    exportTime: Math.floor(t / 1000) + 6,
+    sequence: 2,
     domain,
     templates: [FLOW_TEMPLATE],
     records: [[FLOW_TEMPLATE, flows.map((f) => f.bytes)]],

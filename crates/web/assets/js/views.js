@@ -134,7 +134,7 @@ function exportersTable(exporters) {
         attrs: { 'data-exporter': e.address },
         cells: [
           e.address,
-          (e.domains || []).join(', '),
+          (e.domains || []).map((d) => (d && typeof d === 'object' ? d.domain : d)).join(', '),
           e.records_per_second ?? 0,
           e.records ?? 0,
           lost,
