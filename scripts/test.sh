@@ -73,6 +73,7 @@ APT_PACKAGES=(
 # and is skipped with a note otherwise, so adding one here is safe before the script lands.
 EXTRA_STEPS=(
     "bounded fuzz run|scripts/fuzz.sh"
+    "web UI: vendored libraries and browser tests|scripts/test-ui.sh"
 )
 
 FAILED=()
