@@ -342,8 +342,26 @@ export async function renderGraph(root, ctx) {
 
 // ---------------------------------------------------------------- one botnest
 
+/** Rows shown before a long table asks to be expanded. */
+const SHORT_TABLE = 40;
+
+/** A table of `rows` (built by `build`), the first SHORT_TABLE of them until asked for all. */
+function shortened(rows, build) {
+  if (rows.length <= SHORT_TABLE) return build(rows);
+  const box = h('div', { class: 'shortened' });
+  const more = h('button', { type: 'button', class: 'more' }, `Show all ${rows.length}`);
+  more.addEventListener('click', () => replace(box, build(rows)));
+  replace(box, build(rows.slice(0, SHORT_TABLE)), h('p', null, `${SHORT_TABLE} of ${rows.length} shown. `, more));
+  return box;
+}
+
 function channelsTable(channels) {
   if (channels.length === 0) return note('No channel.');
+  const busiest = [...channels].sort((a, b) => (b.flows ?? 0) - (a.flows ?? 0));
+  return shortened(busiest, (rows) => channelRows(rows));
+}
+
+function channelRows(channels) {
   return table(
     ['client', 'server', 'port', 'proto', 'flows', 'failed', 'out', 'in', 'interval', 'cv', 'first seen', 'last seen'],
     channels.map((c) => {
@@ -508,6 +526,10 @@ function endpointText(addr, port) {
 
 function flowsTable(flows) {
   if (!flows || flows.length === 0) return note('No recent flow kept for this host.');
+  return shortened(flows, flowRows);
+}
+
+function flowRows(flows) {
   return table(
     ['start', 'end', 'source', 'destination', 'proto', 'flags', 'bytes', 'packets', 'in interface', 'out interface', 'exporter'],
     flows.map((f) => [
