@@ -221,7 +221,6 @@ export function drawGraph(container, els, onHost) {
     elements: [...els.nodes, ...els.edges],
     style: stylesheet(),
     layout: { name: 'preset' },
-    wheelSensitivity: 0.3,
     minZoom: 0.05,
     maxZoom: 4,
     pixelRatio: count > LARGE ? 1 : 'auto',
