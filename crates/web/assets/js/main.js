@@ -3,7 +3,7 @@
 import { clearToken, get, onUnauthorized, setToken, token } from './api.js';
 import { h, hostHref, replace } from './dom.js';
 import { openEvents } from './events.js';
-import { alertFeed, renderBotnest, renderGraph, renderHost, renderHosts, renderOverview } from './views.js';
+import { alertFeed, renderBotnest, renderGraph, renderHost, renderHosts, renderOverview, updateStatus } from './views.js';
 
 const FILTERS_KEY = 'botnest.filters';
 const MAX_ALERTS = 500;
@@ -127,10 +127,7 @@ function onEvent(type, data) {
   } else if (type === 'botnest') {
     scheduleRefresh();
   } else if (type === 'status' && data && typeof data === 'object') {
-    const rate = document.querySelector('[data-stat="flows_per_second"] .value');
-    if (rate && typeof data.flows_per_second === 'number') {
-      rate.textContent = data.flows_per_second.toLocaleString('en-US', { maximumFractionDigits: 1 });
-    }
+    updateStatus(data);
   }
 }
 

@@ -18,7 +18,7 @@ const BEHAVIOUR_BY_ID = new Map(BEHAVIOURS.map((b) => [b.id, b]));
 const KIND_TO_SET = { worm_spread: 'scanning' };
 
 export function behaviour(id) {
-  return BEHAVIOUR_BY_ID.get(id) || { id, label: id, colour: '#7f7f7f' };
+  return BEHAVIOUR_BY_ID.get(id) || { id, label: String(id ?? '').replaceAll('_', ' '), colour: '#7f7f7f' };
 }
 
 /** The set an evidence kind belongs to, or null for a kind the diagram does not show. */

@@ -205,6 +205,22 @@ function nestsTable(nests) {
   );
 }
 
+/** Hosts with each behaviour right now, from the status's detector figures. */
+function detectorsTable(detectors) {
+  const counts = detectors && detectors.behaviours;
+  if (!counts) return null;
+  return h(
+    'div',
+    null,
+    h('h3', null, 'Hosts by behaviour'),
+    table(
+      ['behaviour', 'hosts'],
+      Object.entries(counts).map(([kind, n]) => ({ attrs: { 'data-kind': kind }, cells: [behaviour(kind).label, n] })),
+      { class: 'detectors' },
+    ),
+  );
+}
+
 export function alertFeed(alerts) {
   if (alerts.length === 0) return note('Waiting for detections…');
   return h(
@@ -228,6 +244,33 @@ export function alertFeed(alerts) {
   );
 }
 
+/** Figures of GET /api/status (and of each `status` event), by where they are in it. */
+const STATUS_STATS = [
+  ['flows/s', ['flows_per_second'], fmtNumber],
+  ['event time', ['watermark'], fmtTime],
+  ['hosts tracked', ['engine', 'hosts'], fmtNumber],
+  ['channels', ['engine', 'channels'], fmtNumber],
+  ['flows too late', ['engine', 'too_late'], fmtNumber],
+  ['uptime', ['uptime_s'], fmtDuration],
+];
+
+function pick(obj, keys) {
+  return keys.reduce((o, k) => (o && typeof o === 'object' ? o[k] : undefined), obj);
+}
+
+function statusStats(status) {
+  return STATUS_STATS.map(([label, keys, format]) => stat(label, format(pick(status, keys) ?? 0), { 'data-stat': keys.join('.') }));
+}
+
+/** Updates the overview's status figures in place from a `status` event. */
+export function updateStatus(status) {
+  for (const [, keys, format] of STATUS_STATS) {
+    const el = document.querySelector(`[data-stat="${keys.join('.')}"] .value`);
+    const value = pick(status, keys);
+    if (el && value !== undefined) el.textContent = format(value);
+  }
+}
+
 export async function renderOverview(root, ctx) {
   async function load() {
     const params = filterParams(ctx.filters);
@@ -249,20 +292,18 @@ export async function renderOverview(root, ctx) {
       h(
         'div',
         { class: 'stats', id: 'status' },
-        stat('flows/s', fmtNumber(status.flows_per_second ?? 0), { 'data-stat': 'flows_per_second' }),
+        statusStats(status),
         stat('records', fmtNumber(records)),
         stat('lost records', fmtNumber(lost), { 'data-stat': 'lost_records' }),
         stat('exporters', String(exporters.exporters.length)),
         stat('botnests', String(nests.botnests.length), { 'data-stat': 'botnests' }),
         stat('accused hosts', String(hosts.hosts.length), { 'data-stat': 'hosts' }),
-        stat('event time', fmtTime(status.watermark)),
-        stat('uptime', fmtDuration(status.uptime_s)),
       ),
       section('Detections over time', drawTimeline(detections), behaviourKey()),
       h(
         'div',
         { class: 'columns' },
-        section('Active botnests by tenant', nestsByTenant(nests.botnests)),
+        section('Botnests by tenant and state', nestsByTenant(nests.botnests), detectorsTable(status.detectors)),
         section('Live detections', h('div', { id: 'feed' }, alertFeed(ctx.alerts))),
       ),
       section('Botnests', nestsTable(nests.botnests)),
@@ -553,7 +594,7 @@ export async function renderHost(root, ctx, tenant, address) {
   async function load() {
     const host = await get(`/api/hosts/${encodeURIComponent(tenant)}/${encodeURIComponent(address)}`);
     const roles = host.roles || [];
-    const accused = roles.length > 0;
+    const accused = typeof host.accused === 'boolean' ? host.accused : roles.length > 0;
     const channels = (host.channels || []).map((c) => normaliseChannel(c, [{ tenant, address }]));
     replace(
       root,
