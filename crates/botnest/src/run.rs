@@ -446,6 +446,9 @@ impl Replay<'_> {
         }
         self.pending.clear();
         d.drain();
+        if let Some(p) = &mut d.publisher {
+            p.publish(&d.engine, false);
+        }
     }
 }
 
