@@ -193,8 +193,12 @@ pub fn run(args: &RunArgs, mut config: Config) -> Result<()> {
     let mut last_save = Instant::now();
     let mut last_figures: Option<Instant> = None;
     let mut report = Report::default();
+    let mut first = true;
     while !stop.load(Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        // The collector's figures are published at once, then every second.
+        if !std::mem::take(&mut first) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         if let Some((_, shared)) = &web {
             if last_figures.is_none_or(|t| t.elapsed() >= FIGURES_EVERY) {
                 last_figures = Some(Instant::now());
@@ -442,6 +446,9 @@ impl Replay<'_> {
         }
         self.pending.clear();
         d.drain();
+        if let Some(p) = &mut d.publisher {
+            p.publish(&d.engine, false);
+        }
     }
 }
 

@@ -26,6 +26,7 @@
 mod api;
 mod assets;
 mod events;
+pub mod export;
 pub mod json;
 mod metrics;
 pub mod security;
