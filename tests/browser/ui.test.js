@@ -154,6 +154,18 @@ describe('web UI', { skip: Boolean(skip) }, () => {
     await screenshot(page, '03-botnest-euler');
   });
 
+  test('the botnest exports as GraphML and STIX from its page', async () => {
+    for (const [format, check] of [
+      ['graphml', (text) => text.includes('<graphml') && text.includes(C2)],
+      ['stix', (text) => JSON.parse(text).type === 'bundle' && text.includes(`${C2}`)],
+    ]) {
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click(`.exports button[data-format="${format}"]`)]);
+      const file = path.join(dir, `export.${format}`);
+      await download.saveAs(file);
+      assert.ok(check(fs.readFileSync(file, 'utf8')), `${format} export holds the botnest`);
+    }
+  });
+
   test('a host opened from the Euler diagram shows its evidence with the numbers', async () => {
     const k = key(CORE_BOT.vlan, CORE_BOT.address);
     await page.click(`#euler .euler-host[data-host="${k}"]`);
