@@ -125,7 +125,27 @@ describe('web UI', { skip: Boolean(skip) }, () => {
     for (const [vlan, hosts] of Object.entries(BENIGN)) {
       for (const h of hosts) assert.ok(!byId.has(`h:${key(vlan, h)}`), `benign ${h} not drawn`);
     }
+
+    // Hovering a channel shows its properties.
+    const edgeId = `e:${key(CORE_BOT.vlan, CORE_BOT.address)}>${C2_KEY}:${C2_PORT}/6`;
+    const tip = await page.evaluate((id) => {
+      window.botnestGraph.getElementById(id).emit('mouseover');
+      const el = document.getElementById('tooltip');
+      return { hidden: el.hidden, lines: [...el.children].map((c) => c.textContent) };
+    }, edgeId);
+    assert.equal(tip.hidden, false);
+    assert.equal(tip.lines[0], `10.1.0.11 (acme) → ${C2}`);
+    assert.ok(tip.lines.includes(`port ${C2_PORT} / TCP`), tip.lines.join(' | '));
+    assert.ok(tip.lines.some((l) => /^flows \d+, failed 0%$/.test(l)), tip.lines.join(' | '));
+    assert.ok(tip.lines.some((l) => /^interval \d+(\.\d+)? s \(cv 0\.\d+\)$/.test(l)), tip.lines.join(' | '));
+    assert.ok(tip.lines.some((l) => l.startsWith('first seen 2026-03-02 10:0')), tip.lines.join(' | '));
     await screenshot(page, '02-botnest-graph');
+
+    // Tapping a host node opens its page.
+    await page.evaluate((id) => window.botnestGraph.getElementById(id).emit('tap'), `h:${key(200, '10.1.0.13')}`);
+    await page.waitForURL('**/#/host/globex/10.1.0.13');
+    await page.goBack();
+    await page.waitForSelector('#graph[data-ready="true"]');
   });
 
   test('the Euler diagram puts the core bots where the behaviours overlap', async () => {
