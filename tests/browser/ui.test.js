@@ -220,6 +220,24 @@ describe('web UI', { skip: Boolean(skip) }, () => {
     await page.waitForSelector(`table.hosts tr[data-host="${key(SCANNER.vlan, SCANNER.address)}"]`);
   });
 
+  test('score and time filters reach the API: the page lists what it answers', async () => {
+    await page.goto(`${botnest.base}/#/hosts`);
+    await page.waitForSelector('table.hosts');
+    await page.fill('#filters input[name="min_score"]', '0.97');
+    await page.fill('#filters input[name="since"]', '2026-03-02T10:12:00');
+    await page.click('#filters button[type="submit"]');
+    const { hosts } = await api(botnest.base, '/api/hosts?min_score=0.97&since=2026-03-02T10:12:00Z');
+    const expected = hosts.map((h) => `${h.tenant}/${h.address}`).sort();
+    assert.ok(expected.length > 0 && expected.length < 10, `the filters select some hosts: ${expected}`);
+    assert.ok(hosts.every((h) => h.score >= 0.97));
+    await waitFor('the filtered list', async () => {
+      const shown = await page.$$eval('table.hosts tbody tr', (rows) => rows.map((r) => r.dataset.host));
+      return JSON.stringify(shown.sort()) === JSON.stringify(expected);
+    });
+    await page.click('#filters-clear');
+    await page.waitForSelector(`table.hosts tr[data-host="${key(SCANNER.vlan, SCANNER.address)}"]`);
+  });
+
   test('acknowledging a botnest sends the CSRF token; a request without it is refused', async () => {
     await page.goto(`${botnest.base}/#/botnest/${nestId}`);
     await page.waitForSelector('#acknowledge');
