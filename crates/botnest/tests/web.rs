@@ -389,9 +389,11 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-/// Validates answers against the schemas of the OpenAPI document the server serves.
+/// Validates answers against the schemas of the OpenAPI document the server serves, and
+/// remembers which operations were checked.
 struct Spec {
     doc: Value,
+    checked: std::cell::RefCell<BTreeSet<(String, String)>>,
 }
 
 impl Spec {
@@ -406,7 +408,33 @@ impl Spec {
         s.clone()
     }
 
+    fn new(doc: Value) -> Spec {
+        Spec {
+            doc,
+            checked: Default::default(),
+        }
+    }
+
+    /// Operations of the document whose answers are JSON, none of them left unchecked.
+    fn all_checked(&self, except: &[&str]) {
+        let checked = self.checked.borrow();
+        for (path, ops) in self.doc["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                if except.contains(&path.as_str()) {
+                    continue;
+                }
+                assert!(
+                    checked.contains(&(path.clone(), method.clone())),
+                    "{method} {path} is in the document but no answer of it was checked"
+                );
+            }
+        }
+    }
+
     fn check(&self, path: &str, method: &str, answer: &Answer) {
+        self.checked
+            .borrow_mut()
+            .insert((path.to_owned(), method.to_owned()));
         let status = answer.status.to_string();
         let schema = self.schema(path, method, &status);
         let mut root = self.doc.clone();
@@ -534,9 +562,7 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         scenario.to_str().unwrap(),
     ]);
     let a = run.http.as_str();
-    let spec = Spec {
-        doc: get(a, "/api/openapi.json").json(),
-    };
+    let spec = Spec::new(get(a, "/api/openapi.json").json());
     assert_eq!(spec.doc["openapi"], "3.1.0");
 
     // The botnest: the three bots of the first tenant and their C2, nothing of the second.
@@ -773,6 +799,15 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
     check_exports(a, id);
     check_metrics(a);
     check_state_changes(a, &spec, id);
+    // Answers that are not JSON are checked above by their own parsers; login by the token
+    // test.
+    spec.all_checked(&[
+        "/api/events",
+        "/api/export/{format}",
+        "/metrics",
+        "/api/openapi.json",
+        "/api/login",
+    ]);
     live_alert(a, port);
 }
 
@@ -1275,26 +1310,27 @@ fn a_token_guards_the_api_and_a_public_address_needs_one() {
         request(a, "POST", "/api/login", &json, body.as_bytes()).status,
         403
     );
-    let bad = serde_json::json!({"token": "nope"}).to_string();
-    assert_eq!(
-        request(
-            a,
-            "POST",
-            "/api/login",
-            &[json[0], ("X-Botnest-CSRF", &csrf)],
-            bad.as_bytes()
-        )
-        .status,
-        401
-    );
-    let login = request(
+    let doc = request(
         a,
-        "POST",
-        "/api/login",
-        &[json[0], ("X-Botnest-CSRF", &csrf)],
-        body.as_bytes(),
+        "GET",
+        "/api/openapi.json",
+        &[("Authorization", &bearer)],
+        b"",
     );
+    let spec = Spec::new(doc.json());
+    let bad = serde_json::json!({"token": "nope"}).to_string();
+    let with_csrf = [json[0], ("X-Botnest-CSRF", &csrf)];
+    let refused = request(a, "POST", "/api/login", &with_csrf, bad.as_bytes());
+    assert_eq!(refused.status, 401);
+    spec.check("/api/login", "post", &refused);
+    let garbled = request(a, "POST", "/api/login", &with_csrf, b"{\"tok");
+    assert_eq!(garbled.status, 400);
+    spec.check("/api/login", "post", &garbled);
+    let login = request(a, "POST", "/api/login", &with_csrf, body.as_bytes());
     assert_eq!(login.status, 200, "{}", login.text());
+    spec.check("/api/login", "post", &login);
+    let unauthorized = get(a, "/api/status");
+    spec.check("/api/status", "get", &unauthorized);
     let cookie = login
         .header("set-cookie")
         .split(';')
