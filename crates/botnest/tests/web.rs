@@ -287,6 +287,16 @@ impl Run {
     }
 }
 
+impl Run {
+    /// Stops with SIGINT; the run must end cleanly.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "botnest run exits cleanly: {status}");
+    }
+}
+
 impl Drop for Run {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -809,6 +819,42 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         "/api/login",
     ]);
     live_alert(a, port);
+    run.stop();
+
+    // After a restart with the same state directory, the operators' decisions still hold: the
+    // botnest is still acknowledged, and the scanner, replayed again, is not judged again.
+    let again = Run::start(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        "none",
+        "--http",
+        "127.0.0.1:0",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--alerts-json",
+        alerts.to_str().unwrap(),
+        "--replay",
+        scenario.to_str().unwrap(),
+    ]);
+    let a = again.http.as_str();
+    let b = wait_for("the restored botnest", || {
+        let v = get(a, &format!("/api/botnests/{id}"));
+        (v.status == 200).then(|| v.json())
+    });
+    assert_eq!(b["acknowledged"], true);
+    let scanner = get(a, &format!("/api/hosts/{}/{SCANNER}", enc(ACME))).json();
+    assert!(
+        !scanner["flows"].as_array().unwrap().is_empty(),
+        "replayed again"
+    );
+    assert!(
+        scanner["evidence"].as_array().unwrap().is_empty(),
+        "{scanner:#}"
+    );
+    let bot = get(a, &format!("/api/hosts/{}/{}", enc(ACME), BOTS[0])).json();
+    assert_eq!(bot["accused"], true);
+    again.stop();
 }
 
 /// Every export format, parsed back and checked for structure and escaping.
