@@ -287,6 +287,16 @@ impl Run {
     }
 }
 
+impl Run {
+    /// Stops with SIGINT; the run must end cleanly.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "botnest run exits cleanly: {status}");
+    }
+}
+
 impl Drop for Run {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -389,9 +399,11 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-/// Validates answers against the schemas of the OpenAPI document the server serves.
+/// Validates answers against the schemas of the OpenAPI document the server serves, and
+/// remembers which operations were checked.
 struct Spec {
     doc: Value,
+    checked: std::cell::RefCell<BTreeSet<(String, String)>>,
 }
 
 impl Spec {
@@ -406,7 +418,33 @@ impl Spec {
         s.clone()
     }
 
+    fn new(doc: Value) -> Spec {
+        Spec {
+            doc,
+            checked: Default::default(),
+        }
+    }
+
+    /// Operations of the document whose answers are JSON, none of them left unchecked.
+    fn all_checked(&self, except: &[&str]) {
+        let checked = self.checked.borrow();
+        for (path, ops) in self.doc["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                if except.contains(&path.as_str()) {
+                    continue;
+                }
+                assert!(
+                    checked.contains(&(path.clone(), method.clone())),
+                    "{method} {path} is in the document but no answer of it was checked"
+                );
+            }
+        }
+    }
+
     fn check(&self, path: &str, method: &str, answer: &Answer) {
+        self.checked
+            .borrow_mut()
+            .insert((path.to_owned(), method.to_owned()));
         let status = answer.status.to_string();
         let schema = self.schema(path, method, &status);
         let mut root = self.doc.clone();
@@ -534,9 +572,7 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         scenario.to_str().unwrap(),
     ]);
     let a = run.http.as_str();
-    let spec = Spec {
-        doc: get(a, "/api/openapi.json").json(),
-    };
+    let spec = Spec::new(get(a, "/api/openapi.json").json());
     assert_eq!(spec.doc["openapi"], "3.1.0");
 
     // The botnest: the three bots of the first tenant and their C2, nothing of the second.
@@ -773,7 +809,52 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
     check_exports(a, id);
     check_metrics(a);
     check_state_changes(a, &spec, id);
+    // Answers that are not JSON are checked above by their own parsers; login by the token
+    // test.
+    spec.all_checked(&[
+        "/api/events",
+        "/api/export/{format}",
+        "/metrics",
+        "/api/openapi.json",
+        "/api/login",
+    ]);
     live_alert(a, port);
+    run.stop();
+
+    // After a restart with the same state directory, the operators' decisions still hold: the
+    // botnest is still acknowledged, and the scanner, replayed again, is not judged again.
+    let again = Run::start(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--listen",
+        "none",
+        "--http",
+        "127.0.0.1:0",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--alerts-json",
+        alerts.to_str().unwrap(),
+        "--replay",
+        scenario.to_str().unwrap(),
+    ]);
+    let a = again.http.as_str();
+    let b = wait_for("the restored botnest", || {
+        let v = get(a, &format!("/api/botnests/{id}"));
+        (v.status == 200).then(|| v.json())
+    });
+    assert_eq!(b["acknowledged"], true);
+    let scanner = get(a, &format!("/api/hosts/{}/{SCANNER}", enc(ACME))).json();
+    assert!(
+        !scanner["flows"].as_array().unwrap().is_empty(),
+        "replayed again"
+    );
+    assert!(
+        scanner["evidence"].as_array().unwrap().is_empty(),
+        "{scanner:#}"
+    );
+    let bot = get(a, &format!("/api/hosts/{}/{}", enc(ACME), BOTS[0])).json();
+    assert_eq!(bot["accused"], true);
+    again.stop();
 }
 
 /// Every export format, parsed back and checked for structure and escaping.
@@ -1275,26 +1356,27 @@ fn a_token_guards_the_api_and_a_public_address_needs_one() {
         request(a, "POST", "/api/login", &json, body.as_bytes()).status,
         403
     );
-    let bad = serde_json::json!({"token": "nope"}).to_string();
-    assert_eq!(
-        request(
-            a,
-            "POST",
-            "/api/login",
-            &[json[0], ("X-Botnest-CSRF", &csrf)],
-            bad.as_bytes()
-        )
-        .status,
-        401
-    );
-    let login = request(
+    let doc = request(
         a,
-        "POST",
-        "/api/login",
-        &[json[0], ("X-Botnest-CSRF", &csrf)],
-        body.as_bytes(),
+        "GET",
+        "/api/openapi.json",
+        &[("Authorization", &bearer)],
+        b"",
     );
+    let spec = Spec::new(doc.json());
+    let bad = serde_json::json!({"token": "nope"}).to_string();
+    let with_csrf = [json[0], ("X-Botnest-CSRF", &csrf)];
+    let refused = request(a, "POST", "/api/login", &with_csrf, bad.as_bytes());
+    assert_eq!(refused.status, 401);
+    spec.check("/api/login", "post", &refused);
+    let garbled = request(a, "POST", "/api/login", &with_csrf, b"{\"tok");
+    assert_eq!(garbled.status, 400);
+    spec.check("/api/login", "post", &garbled);
+    let login = request(a, "POST", "/api/login", &with_csrf, body.as_bytes());
     assert_eq!(login.status, 200, "{}", login.text());
+    spec.check("/api/login", "post", &login);
+    let unauthorized = get(a, "/api/status");
+    spec.check("/api/status", "get", &unauthorized);
     let cookie = login
         .header("set-cookie")
         .split(';')

@@ -1013,6 +1013,53 @@ mod tests {
         assert_eq!(a["id"], format!("ipv4-addr--{expected}"));
     }
 
+    /// Reads a Cypher string literal's body back.
+    fn cypher_unescape(s: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '\'' || c == '\n' || c == '\r' {
+                return None; // would end the literal or the statement line
+            }
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next()? {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                c => out.push(c),
+            }
+        }
+        Some(out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_survives_xml(s in "\\PC*|[\\x00-\\x7f]*") {
+            let e = xml_escape(&s);
+            let doc = format!("<a v=\"{e}\">{e}</a>");
+            let parsed = roxmltree::Document::parse(&doc).unwrap();
+            let expected: String = s
+                .chars()
+                .map(|c| if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') { '\u{FFFD}' } else { c })
+                .collect();
+            proptest::prop_assert_eq!(parsed.root_element().attribute("v"), Some(expected.as_str()));
+            proptest::prop_assert_eq!(parsed.root_element().text().unwrap_or(""), expected.as_str());
+        }
+
+        #[test]
+        fn any_text_survives_cypher(s in "\\PC*|[\\x00-\\x7f]*") {
+            let e = cypher_escape(&s);
+            proptest::prop_assert_eq!(cypher_unescape(&e), Some(s));
+        }
+    }
+
     #[test]
     fn formats_are_named() {
         assert_eq!(Format::parse("csv", Some("edges")), Ok(Format::CsvEdges));
