@@ -494,6 +494,23 @@ impl Alerts {
         }
     }
 
+    /// Each sink's totals so far.
+    pub fn totals(&self) -> Vec<(&'static str, SinkTotals)> {
+        self.sinks
+            .iter()
+            .map(|s| {
+                let c = &s.counters;
+                let totals = SinkTotals {
+                    sent: c.sent.load(Relaxed),
+                    failed: c.failed.load(Relaxed),
+                    dropped: c.dropped.load(Relaxed),
+                    suppressed: c.suppressed.load(Relaxed),
+                };
+                (s.name, totals)
+            })
+            .collect()
+    }
+
     /// Identical alerts not sent again.
     pub fn repeats(&self) -> u64 {
         self.repeats

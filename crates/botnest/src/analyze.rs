@@ -7,10 +7,9 @@ use botnest_collect::sources::meter::RawCaptureReader;
 use botnest_collect::sources::zeek::ZeekReader;
 use botnest_collect::sources::{sniff, InputKind, Label, LineStats};
 use botnest_collect::{Decoder, DecoderConfig, RecordMeta, Sink};
-use botnest_detect::{Botnest, DetectConfig, Engine, HostKey, HostVerdict, Role};
-use botnest_flow::{FlowRecord, Timestamp};
+use botnest_detect::{DetectConfig, Engine};
+use botnest_flow::FlowRecord;
 use botnest_wire::Record;
-use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 /// Options of `botnest analyze`.
@@ -219,108 +218,7 @@ impl Progress {
     }
 }
 
-/// RFC 3339 UTC with milliseconds.
-pub fn rfc3339(t: Timestamp) -> String {
-    let st = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.as_unix_nanos());
-    humantime::format_rfc3339_millis(st).to_string()
-}
-
-/// The most telling role of a host, for a one-word column.
-fn primary_role(roles: &std::collections::BTreeSet<Role>) -> Option<Role> {
-    roles.iter().next().copied()
-}
-
-pub fn role_name(r: Role) -> String {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn host_json(engine: &Engine, v: &HostVerdict) -> Value {
-    json!({
-        "address": v.host.addr.to_string(),
-        "tenant": engine.hosts().tenant_name(v.host.tenant),
-        "roles": v.roles.iter().map(|r| role_name(*r)).collect::<Vec<_>>(),
-        "score": round3(v.score),
-        "first_seen": rfc3339(v.first_seen),
-        "last_seen": rfc3339(v.last_seen),
-        "botnest": v.botnest,
-        "evidence": v.evidence.iter().map(|e| json!({
-            "kind": e.kind.name(),
-            "score": round3(e.score),
-            "detail": e.detail,
-            "peer": e.peer.map(|p| p.endpoint()),
-            "first_seen": rfc3339(e.first_seen),
-            "last_seen": rfc3339(e.last_seen),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-fn member_json(engine: &Engine, host: &HostKey, roles: &std::collections::BTreeSet<Role>) -> Value {
-    json!({
-        "address": host.addr.to_string(),
-        "tenant": engine.hosts().tenant_name(host.tenant),
-        "role": primary_role(roles).map(role_name),
-        "roles": roles.iter().map(|r| role_name(*r)).collect::<Vec<_>>(),
-    })
-}
-
-fn botnest_json(engine: &Engine, b: &Botnest) -> Value {
-    json!({
-        "id": b.id,
-        "state": b.state,
-        "score": round3(b.score),
-        "members": b.members.iter().map(|(h, r)| member_json(engine, h, r)).collect::<Vec<_>>(),
-        "c2": b.c2.iter().collect::<Vec<_>>(),
-        "tenants": b.tenants.iter().map(|t| engine.hosts().tenant_name(*t)).collect::<Vec<_>>(),
-        "first_seen": rfc3339(b.first_seen),
-        "last_seen": rfc3339(b.last_seen),
-        "flows": b.flows.iter().map(|f| json!({
-            "client": f.client.addr.to_string(),
-            "server": f.server.addr.to_string(),
-            "port": f.port,
-            "proto": f.proto,
-            "flows": f.flows,
-            "failed": f.failed,
-            "bytes_out": f.bytes_out,
-            "bytes_in": f.bytes_in,
-            "first_seen": rfc3339(f.first_seen),
-            "last_seen": rfc3339(f.last_seen),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// The JSON document of `analyze --format json`.
-pub fn report(engine: &Engine) -> Value {
-    let hosts: Vec<Value> = engine
-        .verdicts()
-        .filter(|v| {
-            v.flagged() && (v.score >= engine.config().bot_threshold || v.roles.contains(&Role::C2))
-        })
-        .map(|v| host_json(engine, v))
-        .collect();
-    let botnests: Vec<Value> = engine
-        .botnests()
-        .iter()
-        .map(|b| botnest_json(engine, b))
-        .collect();
-    let s = engine.stats();
-    json!({
-        "hosts": hosts,
-        "botnests": botnests,
-        "stats": {
-            "flows": s.flows, "late": s.late, "too_late": s.too_late, "windows": s.evaluations,
-            "hosts": engine.graph().size().0, "channels": engine.graph().size().1,
-            "hosts_refused": engine.graph().stats().hosts_refused,
-            "channels_refused": engine.graph().stats().channels_refused,
-        },
-    })
-}
+pub use botnest_web::json::{report, rfc3339, role_name};
 
 fn text_report(engine: &Engine) -> String {
     use std::fmt::Write;
@@ -352,7 +250,7 @@ fn text_report(engine: &Engine) -> String {
             );
         }
         for (h, roles) in &b.members {
-            let names: Vec<String> = roles.iter().map(|r| role_name(*r)).collect();
+            let names: Vec<&str> = roles.iter().map(|r| role_name(*r)).collect();
             let _ = writeln!(
                 out,
                 "  {:<40} tenant {:<8} {}",
@@ -367,7 +265,7 @@ fn text_report(engine: &Engine) -> String {
         .verdicts()
         .filter(|v| v.flagged() && v.score >= engine.config().bot_threshold)
     {
-        let names: Vec<String> = v.roles.iter().map(|r| role_name(*r)).collect();
+        let names: Vec<&str> = v.roles.iter().map(|r| role_name(*r)).collect();
         let _ = writeln!(
             out,
             "{} (tenant {}) score {:.2} roles {}",

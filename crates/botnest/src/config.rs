@@ -31,6 +31,15 @@
 //! [detect]
 //! allow = ["10.1.2.3", "198.51.100.0/24", "203.0.113.5:443"]  # never reported
 //! blocklists = ["/etc/botnest/feodo.csv", "/etc/botnest/drop.txt"]
+//!
+//! [web]                      # botnest run: web console, API, live events, /metrics
+//! listen = "127.0.0.1:8080"  # another address than loopback needs a token
+//! enabled = true             # false: no HTTP at all (or --http none)
+//! token = "change-me"        # Authorization: Bearer TOKEN; also BOTNEST_TOKEN
+//! recent_flows = 100000      # flow records kept for /api/flows
+//! publish_ms = 250           # how often detection publishes a new view at most
+//! allowed_hosts = ["botnest.example.net"]  # Host names accepted behind a reverse proxy
+//! status_seconds = 5         # live `status` event interval
 //! ```
 
 use crate::output::Format;
@@ -53,6 +62,8 @@ pub struct Config {
     pub detect: botnest_detect::DetectConfig,
     /// Where `botnest run` sends alerts.
     pub alerts: crate::alerts::AlertConfig,
+    /// The web console and API of `botnest run`.
+    pub web: botnest_web::WebConfig,
 }
 
 /// Output settings.
@@ -128,6 +139,10 @@ mod tests {
         assert_eq!(c.detect.allow.len(), 3);
         assert_eq!(c.detect.allow[2].to_string(), "203.0.113.5:443");
         assert_eq!(c.detect.blocklists.len(), 2);
+        assert_eq!(c.web.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.web.token.as_deref(), Some("change-me"));
+        assert_eq!(c.web.recent_flows, 100_000);
+        assert_eq!(c.web.allowed_hosts, ["botnest.example.net"]);
     }
 
     #[test]

@@ -635,7 +635,7 @@ fn result(s: &Scorer, m: &Machine) -> MachineResult {
         accused: s.log.iter().any(|l| has(&l.accused)),
         roles: verdicts
             .iter()
-            .flat_map(|v| v.roles.iter().map(|r| role_name(*r)))
+            .flat_map(|v| v.roles.iter().map(|r| role_name(*r).to_owned()))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect(),

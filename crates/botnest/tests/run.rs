@@ -336,8 +336,11 @@ struct Run {
 
 impl Run {
     fn start(args: &[String]) -> Run {
+        // The web console is tested on its own (tests/web.rs); several of these runs may be
+        // up at once, so none takes the default port.
         let mut child = Command::new(BIN)
             .arg("run")
+            .args(["--http", "none"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

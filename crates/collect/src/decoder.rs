@@ -110,6 +110,9 @@ mod secs {
     }
 }
 
+/// Interface names of one observation domain, by interface index.
+pub type InterfaceNames = Vec<(u32, Box<str>)>;
+
 /// Where a decoded record came from.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordMeta<'a> {
@@ -986,6 +989,28 @@ impl Decoder {
                 s.domains
                     .iter()
                     .map(move |(d, c)| (*k, *d, c.counters.clone()))
+            })
+            .collect();
+        out.sort_by_key(|(k, d, _)| (*k, *d));
+        out
+    }
+
+    /// Interface names learnt from options data, per exporter session and observation domain,
+    /// sorted by interface index.
+    pub fn interface_names(&self) -> Vec<(SessionKey, u32, InterfaceNames)> {
+        let mut out: Vec<_> = self
+            .sessions
+            .iter()
+            .flat_map(|(k, s)| {
+                s.domains
+                    .iter()
+                    .filter(|(_, d)| !d.interfaces.is_empty())
+                    .map(move |(d, c)| {
+                        let mut names: InterfaceNames =
+                            c.interfaces.iter().map(|(i, n)| (*i, n.clone())).collect();
+                        names.sort_unstable_by_key(|(i, _)| *i);
+                        (*k, *d, names)
+                    })
             })
             .collect();
         out.sort_by_key(|(k, d, _)| (*k, *d));

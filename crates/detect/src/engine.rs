@@ -7,7 +7,7 @@ use crate::detectors::{run_all, Ctx, Finding};
 use crate::evidence::{Behaviour, Evidence, Peer, Role};
 use crate::graph::Graph;
 use crate::host::{HostKey, Hosts};
-use crate::intel::Intel;
+use crate::intel::{Intel, Target};
 use botnest_flow::{FlowRecord, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -251,6 +251,23 @@ impl Engine {
     /// The botnests.
     pub fn botnests(&self) -> &Botnests {
         &self.botnests
+    }
+
+    /// Overlay graphs with history kept by the peer-to-peer detector: a state size.
+    pub fn overlay_history(&self) -> usize {
+        self.overlays.graphs()
+    }
+
+    /// Adds a target to the allow list while running (an operator marked a host benign): its
+    /// verdict is dropped and nothing about it is reported again.
+    pub fn allow(&mut self, target: Target) {
+        if self.config.allow.contains(&target) {
+            return;
+        }
+        self.config.allow.push(target);
+        self.allow = Intel::from_targets("allow", &self.config.allow);
+        let allow = &self.allow;
+        self.verdicts.retain(|k, _| !allow.contains(k.addr, None));
     }
 
     /// Verdicts and botnests, to save across a restart.
