@@ -13,7 +13,7 @@
 use crate::host::{HostKey, Hosts};
 use botnest_flow::{FlowRecord, Timestamp};
 use rustc_hash::FxHashMap;
-use std::net::IpAddr;
+use std::collections::hash_map::Entry;
 
 /// Index of a host in the graph.
 pub type HostId = u32;
@@ -215,10 +215,12 @@ pub struct Graph {
 /// How a record maps onto a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Oriented {
-    client: (IpAddr, u16),
-    server: (IpAddr, u16),
+    /// The channel's port: the server's port (ICMP: the request's type * 256).
+    port: u16,
     /// The record describes the server's answer, not the client's request.
     reply: bool,
+    /// The channel's position in the slab, when orienting found it.
+    slot: Option<u32>,
 }
 
 /// Ports at or below this are services; above, a port is taken as a client's.
@@ -363,26 +365,32 @@ impl Graph {
         let Some(server) = self.intern(s.0, s.1, s.2, end) else {
             return;
         };
-        let key = ChannelKey {
-            client,
-            server,
-            port: o.server.1,
-            proto: f.protocol,
+        let slot = match o.slot {
+            // Orientation already found the channel (both hosts were known).
+            Some(slot) => slot as usize,
+            None => {
+                let key = ChannelKey {
+                    client,
+                    server,
+                    port: o.port,
+                    proto: f.protocol,
+                };
+                let full = self.slab.len() >= self.max_channels;
+                match self.channel_index.entry(key) {
+                    Entry::Occupied(e) => *e.get() as usize,
+                    Entry::Vacant(_) if full => {
+                        self.stats.channels_refused += 1;
+                        return;
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(self.slab.len() as u32);
+                        self.slab.push(Channel::new(key, start));
+                        self.slab.len() - 1
+                    }
+                }
+            }
         };
         let window = self.window_ns;
-        let full = self.slab.len() >= self.max_channels;
-        let slot = match self.channel_index.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => *e.get() as usize,
-            std::collections::hash_map::Entry::Vacant(_) if full => {
-                self.stats.channels_refused += 1;
-                return;
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(self.slab.len() as u32);
-                self.slab.push(Channel::new(key, start));
-                self.slab.len() - 1
-            }
-        };
         let ch = &mut self.slab[slot];
         if end.as_unix_nanos().saturating_sub(ch.since.as_unix_nanos()) > window {
             ch.halve(end.offset_nanos(-((window / 2) as i64)));
@@ -396,18 +404,19 @@ impl Graph {
         }
     }
 
+    /// Which side of a record is the channel's client, and the channel's port. When telling
+    /// needed a look at the channels already held and one was found, its position comes along,
+    /// so the channel is not looked up twice.
     fn orient(&self, src_id: Option<HostId>, dst_id: Option<HostId>, f: &FlowRecord) -> Oriented {
-        let a = (f.src, f.src_port);
-        let b = (f.dst, f.dst_port);
         let forward = Oriented {
-            client: a,
-            server: b,
+            port: f.dst_port,
             reply: false,
+            slot: None,
         };
         let backward = Oriented {
-            client: b,
-            server: a,
+            port: f.src_port,
             reply: true,
+            slot: None,
         };
         if matches!(f.protocol, proto::ICMP | proto::ICMPV6) {
             return orient_icmp(f);
@@ -422,24 +431,30 @@ impl Graph {
             return forward;
         }
         // A channel in the other direction already exists: this is its reply.
-        if let (Some(src), Some(dst)) = (src_id.as_ref(), dst_id.as_ref()) {
+        if let (Some(src), Some(dst)) = (src_id, dst_id) {
             let reverse = ChannelKey {
-                client: *dst,
-                server: *src,
+                client: dst,
+                server: src,
                 port: f.src_port,
                 proto: f.protocol,
             };
-            if self.channel_index.contains_key(&reverse) {
-                return backward;
+            if let Some(&slot) = self.channel_index.get(&reverse) {
+                return Oriented {
+                    slot: Some(slot),
+                    ..backward
+                };
             }
             let same = ChannelKey {
-                client: *src,
-                server: *dst,
+                client: src,
+                server: dst,
                 port: f.dst_port,
                 proto: f.protocol,
             };
-            if self.channel_index.contains_key(&same) {
-                return forward;
+            if let Some(&slot) = self.channel_index.get(&same) {
+                return Oriented {
+                    slot: Some(slot),
+                    ..forward
+                };
             }
         }
         if is_service(f.src_port, f.dst_port) {
@@ -505,17 +520,16 @@ fn orient_icmp(f: &FlowRecord) -> Oriented {
         (128, 129)
     };
     if ty == echo_reply {
-        let port = u16::from(echo_request) << 8;
         return Oriented {
-            client: (f.dst, 0),
-            server: (f.src, port),
+            port: u16::from(echo_request) << 8,
             reply: true,
+            slot: None,
         };
     }
     Oriented {
-        client: (f.src, 0),
-        server: (f.dst, u16::from(ty) << 8),
+        port: u16::from(ty) << 8,
         reply: false,
+        slot: None,
     }
 }
 
