@@ -62,7 +62,13 @@ impl Ctx<'_> {
 
     /// Whether a host id is internal.
     pub fn internal(&self, id: crate::graph::HostId) -> bool {
-        self.graph.host(id).is_some_and(|h| h.internal)
+        self.graph.host_kind(id).internal()
+    }
+
+    /// Whether a host id is a multicast, broadcast or link-local address
+    /// ([`local_or_group`]); false for an id not in use.
+    pub fn local_or_group(&self, id: crate::graph::HostId) -> bool {
+        self.graph.host_kind(id).local_or_group()
     }
 }
 
