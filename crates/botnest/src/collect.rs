@@ -57,12 +57,12 @@ pub(crate) struct Batch {
 
 /// How many records a reader thread collects before handing them on. Each batch wakes the
 /// output thread once, so at moderate rates its size sets how often that thread runs.
-const BATCH_RECORDS: usize = 2048;
+const BATCH_RECORDS: usize = 4096;
 /// How long a partial batch may wait.
 const BATCH_DELAY: Duration = Duration::from_millis(100);
 /// Batches waiting for the output thread (about a million records); past this, batches are
 /// dropped and counted.
-const QUEUE_BATCHES: usize = 512;
+const QUEUE_BATCHES: usize = 256;
 /// Emptied batch buffers kept for reuse.
 const SPARE_BATCHES: usize = 8;
 
@@ -241,7 +241,9 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
     let mut last_save = Instant::now();
     let mut report = Report::default();
     while !stop.load(Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        // Each wake-up costs the host a context switch; a quarter of a second is soon enough
+        // to notice a signal.
+        std::thread::sleep(Duration::from_millis(250));
         if last_save.elapsed() >= Duration::from_secs(30) {
             last_save = Instant::now();
             let decoder = collector
