@@ -1,5 +1,6 @@
 //! Printing records: a readable table, or one JSON object per record.
 
+use botnest_collect::clock::ClockState;
 use botnest_collect::{Counters, RecordMeta, Sink};
 use botnest_flow::{FlowRecord, Timestamp};
 use botnest_wire::ie::{display_name, lookup};
@@ -100,6 +101,7 @@ impl<W: Write> Printer<W> {
                     "errors": totals.errors,
                     "lost_records": totals.lost_records,
                     "lost_packets": totals.lost_packets,
+                    "clock_corrected": totals.clock_corrected,
                     "errors_by_reason": errors,
                 }});
                 self.line = summary.to_string();
@@ -121,9 +123,61 @@ impl<W: Write> Printer<W> {
                 for (reason, n) in errors {
                     let _ = write!(self.line, "\n--   {n} x {reason}");
                 }
+                if totals.clock_corrected > 0 {
+                    let _ = write!(
+                        self.line,
+                        "\n-- {} records with exporter clocks corrected",
+                        totals.clock_corrected
+                    );
+                }
                 self.emit();
             }
         }
+        self.flush();
+    }
+
+    /// Exporters whose clocks disagree with the arrival times, with the shift applied to their
+    /// records (0 when correction is off or the offset is within the tolerance).
+    pub fn clocks(&mut self, clocks: &[(botnest_collect::SessionKey, ClockState)]) {
+        let tolerance = 1000;
+        let off: Vec<_> = clocks
+            .iter()
+            .filter(|(_, c)| c.offset_ms.abs() > tolerance || c.correction_ms != 0)
+            .collect();
+        if off.is_empty() {
+            return;
+        }
+        match self.format {
+            Format::Json => {
+                let list: Vec<_> = off
+                    .iter()
+                    .map(|(k, c)| {
+                        serde_json::json!({
+                            "exporter": k.exporter.to_string(),
+                            "offset_ms": c.offset_ms,
+                            "correction_ms": c.correction_ms,
+                        })
+                    })
+                    .collect();
+                self.line = serde_json::json!({ "clocks": list }).to_string();
+            }
+            Format::Table | Format::None => {
+                for (i, (k, c)) in off.iter().enumerate() {
+                    if i > 0 {
+                        self.line.push('\n');
+                    }
+                    let _ = write!(
+                        self.line,
+                        "-- exporter {} clock offset {:+.3} s (arrival minus export time), \
+                         records shifted by {:+.3} s",
+                        k.exporter,
+                        c.offset_ms as f64 / 1000.0,
+                        c.correction_ms as f64 / 1000.0
+                    );
+                }
+            }
+        }
+        self.emit();
         self.flush();
     }
 }

@@ -5,6 +5,7 @@
 //! socket: live collection and offline files drive it the same way, so both give the same
 //! records.
 
+use crate::clock::{ClockConfig, ClockState, ExporterClock};
 use crate::ids;
 use crate::plan::{HeaderTime, Plan, SamplingFields};
 use crate::sequence::SequenceTracker;
@@ -81,6 +82,8 @@ pub struct DecoderConfig {
     pub max_sessions: usize,
     /// Interface names kept per domain from options data.
     pub max_interfaces_per_domain: usize,
+    /// Correction of exporter clocks that disagree with the collector's ([`crate::clock`]).
+    pub clock: ClockConfig,
 }
 
 impl Default for DecoderConfig {
@@ -93,6 +96,7 @@ impl Default for DecoderConfig {
             max_domains_per_session: 1024,
             max_sessions: 10_000,
             max_interfaces_per_domain: 65_536,
+            clock: ClockConfig::default(),
         }
     }
 }
@@ -252,6 +256,7 @@ struct Session {
     pending_bytes: usize,
     last_seen: Timestamp,
     last_log: HashMap<&'static str, Timestamp>,
+    clock: ExporterClock,
 }
 
 /// Decodes export messages from many exporters. See the module docs.
@@ -633,6 +638,10 @@ impl Decoder {
             .get_mut(key)
             .expect("session admitted before decoding");
         s.last_seen = s.last_seen.max(ctx.arrival);
+        if key.transport != Transport::File {
+            let export = Timestamp::from_unix_millis(ctx.header.export_millis);
+            s.clock.observe(&self.config.clock, export, ctx.arrival);
+        }
         self.expire_pending(key, ctx.arrival);
         Ok(())
     }
@@ -937,6 +946,9 @@ impl Decoder {
             d.counters.records += 1;
             let mut flow = prototype;
             let fields = compiled.plan.apply(&rec, header, &mut flow);
+            if s.clock.correct(&mut flow) {
+                d.counters.clock_corrected += 1;
+            }
             flow.sampling_interval = sampling_for(&d.sampling, fields, header_sampling);
             let name = |i: u32| d.interfaces.get(&i).map(|n| &**n);
             let meta = RecordMeta {
@@ -989,6 +1001,23 @@ impl Decoder {
             })
             .collect();
         out.sort_by_key(|(k, d, _)| (*k, *d));
+        out
+    }
+
+    /// Clock offsets of the sessions tracked now, and the corrections applied to their records.
+    pub fn clocks(&self) -> Vec<(SessionKey, ClockState)> {
+        let mut out: Vec<_> = self
+            .sessions
+            .iter()
+            .map(|(k, s)| {
+                let state = ClockState {
+                    offset_ms: s.clock.estimate(),
+                    correction_ms: s.clock.correction_ms(),
+                };
+                (*k, state)
+            })
+            .collect();
+        out.sort_by_key(|(k, _)| *k);
         out
     }
 
