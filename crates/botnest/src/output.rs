@@ -139,27 +139,13 @@ impl<W: Write> Printer<W> {
     /// Exporters whose clocks disagree with the arrival times, with the shift applied to their
     /// records (0 when correction is off or the offset is within the tolerance).
     pub fn clocks(&mut self, clocks: &[(botnest_collect::SessionKey, ClockState)]) {
-        let tolerance = 1000;
-        let off: Vec<_> = clocks
-            .iter()
-            .filter(|(_, c)| c.offset_ms.abs() > tolerance || c.correction_ms != 0)
-            .collect();
+        let off: Vec<_> = clocks.iter().filter(|(_, c)| clock_is_off(c)).collect();
         if off.is_empty() {
             return;
         }
         match self.format {
             Format::Json => {
-                let list: Vec<_> = off
-                    .iter()
-                    .map(|(k, c)| {
-                        serde_json::json!({
-                            "exporter": k.exporter.to_string(),
-                            "offset_ms": c.offset_ms,
-                            "correction_ms": c.correction_ms,
-                        })
-                    })
-                    .collect();
-                self.line = serde_json::json!({ "clocks": list }).to_string();
+                self.line = serde_json::json!({ "clocks": clocks_json(clocks) }).to_string();
             }
             Format::Table | Format::None => {
                 for (i, (k, c)) in off.iter().enumerate() {
@@ -352,5 +338,26 @@ fn tcp_flags(flags: u16) -> String {
     LETTERS
         .iter()
         .map(|&(bit, c)| if flags & bit != 0 { c } else { '.' })
+        .collect()
+}
+
+/// Whether an exporter's clock is worth reporting: more than a second off the arrival times,
+/// or its records shifted.
+fn clock_is_off(c: &ClockState) -> bool {
+    c.offset_ms.abs() > 1000 || c.correction_ms != 0
+}
+
+/// Exporters whose clocks are off, as JSON: `[{"exporter", "offset_ms", "correction_ms"}]`.
+pub fn clocks_json(clocks: &[(botnest_collect::SessionKey, ClockState)]) -> serde_json::Value {
+    clocks
+        .iter()
+        .filter(|(_, c)| clock_is_off(c))
+        .map(|(k, c)| {
+            serde_json::json!({
+                "exporter": k.exporter.to_string(),
+                "offset_ms": c.offset_ms,
+                "correction_ms": c.correction_ms,
+            })
+        })
         .collect()
 }

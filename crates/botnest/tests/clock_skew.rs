@@ -215,6 +215,8 @@ fn a_live_exporter_ten_minutes_ahead_is_corrected_by_the_socket_clock() {
         .local_addr()
         .unwrap()
         .port();
+    // A state directory of its own: the default one is shared with whoever else runs botnest.
+    let state = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .args([
             "collect",
@@ -224,6 +226,8 @@ fn a_live_exporter_ten_minutes_ahead_is_corrected_by_the_socket_clock() {
             "--listen",
         ])
         .arg(format!("udp://127.0.0.1:{port}"))
+        .arg("--state-dir")
+        .arg(state.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -283,4 +287,125 @@ fn a_live_exporter_ten_minutes_ahead_is_corrected_by_the_socket_clock() {
     assert!((offset + 600_000).abs() <= 3_000, "{clocks}");
     let summary = seen.iter().find_map(|v| v.get("summary")).unwrap();
     assert_eq!(summary["clock_corrected"], 3);
+}
+
+/// The template of `syn`: a flow with TCP flags.
+fn syn_template() -> Template {
+    let f = FieldSpec::iana;
+    Template {
+        id: 301,
+        scope_field_count: 0,
+        fields: vec![
+            f(8, 4),   // sourceIPv4Address
+            f(12, 4),  // destinationIPv4Address
+            f(7, 2),   // sourceTransportPort
+            f(11, 2),  // destinationTransportPort
+            f(4, 1),   // protocolIdentifier
+            f(6, 1),   // tcpControlBits
+            f(1, 8),   // octetDeltaCount
+            f(2, 8),   // packetDeltaCount
+            f(152, 8), // flowStartMilliseconds
+            f(153, 8), // flowEndMilliseconds
+        ],
+    }
+}
+
+/// A lone SYN from 192.168.5.7 to 198.51.100.9:4444 at `ms` (the exporter's clock), never
+/// answered.
+fn syn(ms: i64, sport: u16) -> Vec<u8> {
+    let at = (ms as u64).to_be_bytes();
+    let end = (ms as u64 + 200).to_be_bytes();
+    record(
+        &syn_template(),
+        &[
+            &[192, 168, 5, 7],
+            &[198, 51, 100, 9],
+            &sport.to_be_bytes(),
+            &4444u16.to_be_bytes(),
+            &[6],
+            &[0x02],
+            &60u64.to_be_bytes(),
+            &1u64.to_be_bytes(),
+            &at,
+            &end,
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_live_run_detects_through_an_exporter_two_hours_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let alerts = dir.path().join("alerts.json");
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args(["run", "--internal", "192.168.0.0/16", "--listen"])
+        .arg(format!("udp://127.0.0.1:{port}"))
+        .arg("--alerts-json")
+        .arg(&alerts)
+        .arg("--summary-file")
+        .arg(&summary)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (ready_tx, ready) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening") {
+                let _ = ready_tx.send(());
+            }
+        }
+    });
+    ready
+        .recv_timeout(Duration::from_secs(30))
+        .expect("botnest run listens");
+
+    // A retry loop of the last five minutes, a SYN every half second, reported by an exporter
+    // whose clock is two hours behind: uncorrected, every record would be too late.
+    let behind = 7200;
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let now = now_secs();
+    let records: Vec<Vec<u8>> = (0..600)
+        .map(|i| syn((now - behind - 300) * 1000 + i * 500, 40000 + i as u16))
+        .collect();
+    for (n, chunk) in records.chunks(100).enumerate() {
+        let mut w = IpfixWriter::new((now - behind) as u32, (n * 100) as u32, 1);
+        w.template(&syn_template());
+        for r in chunk {
+            w.data_record(301, r);
+        }
+        sock.send_to(&w.finish().unwrap(), ("127.0.0.1", port))
+            .unwrap();
+    }
+    // The windows of those five minutes close at once (they end before now minus the lateness).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let alerted = || {
+        std::fs::read_to_string(&alerts)
+            .unwrap_or_default()
+            .contains("198.51.100.9")
+    };
+    while !alerted() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(alerted(), "no alert naming the C2");
+
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(doc["stats"]["too_late"], 0, "{}", doc["stats"]);
+    assert_eq!(doc["collector"]["clock_corrected"], 600);
+    let clocks = doc["collector"]["clocks"].as_array().unwrap();
+    assert_eq!(clocks.len(), 1, "{clocks:?}");
+    let correction = clocks[0]["correction_ms"].as_i64().unwrap();
+    assert!((correction - behind * 1000).abs() <= 3_000, "{clocks:?}");
 }

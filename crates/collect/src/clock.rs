@@ -61,6 +61,10 @@ const MAX_SAMPLES: usize = 255;
 pub struct ExporterClock {
     /// Arrival minus export time of recent messages, in milliseconds, oldest first.
     samples: std::collections::VecDeque<i64>,
+    /// The samples sorted, reused for every median so that no message allocates.
+    sorted: Vec<i64>,
+    /// The median of the samples, in milliseconds.
+    offset_ms: i64,
     /// The offset applied to record times now, in milliseconds (0: none).
     correction_ms: i64,
 }
@@ -79,7 +83,16 @@ impl ExporterClock {
         while self.samples.len() > keep {
             self.samples.pop_front();
         }
-        let offset = self.estimate();
+        self.sorted.clear();
+        self.sorted.extend(self.samples.iter().copied());
+        self.sorted.sort_unstable();
+        let n = self.sorted.len();
+        self.offset_ms = if n % 2 == 1 {
+            self.sorted[n / 2]
+        } else {
+            (self.sorted[n / 2 - 1] + self.sorted[n / 2]) / 2
+        };
+        let offset = self.offset_ms;
         let tolerance = cfg.tolerance.as_millis().min(i64::MAX as u128) as i64;
         self.correction_ms = if cfg.correct && offset.abs() > tolerance {
             offset
@@ -88,19 +101,10 @@ impl ExporterClock {
         };
     }
 
-    /// The median of the recent offsets, in milliseconds.
+    /// The median of the recent offsets (arrival minus export time), in milliseconds; 0 before
+    /// any message.
     pub fn estimate(&self) -> i64 {
-        let mut v: Vec<i64> = self.samples.iter().copied().collect();
-        if v.is_empty() {
-            return 0;
-        }
-        v.sort_unstable();
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2
-        }
+        self.offset_ms
     }
 
     /// The shift applied to record times, in milliseconds; 0 while the clock is within the
