@@ -6,8 +6,8 @@
 //! sent (its header's export time, by the same clock), and the collector knows when it arrived
 //! (the socket clock live, the capture timestamp offline, so replays give the same result).
 //! Arrival minus export time is the exporter's offset plus the message's transit time; the
-//! median of the last few messages is a robust estimate of the offset (one delayed or
-//! misdated message does not move it). Once the estimate exceeds the tolerance, the exporter's
+//! median of the last few messages (one a second at most) is a robust estimate of
+//! the offset (one delayed or misdated message does not move it). Once the estimate exceeds the tolerance, the exporter's
 //! record times are shifted by it, so they read in the collector's clock.
 //!
 //! Files (RFC 5655) have no arrival time, so their sessions are never corrected.
@@ -26,7 +26,8 @@ pub struct ClockConfig {
     /// times have a resolution of one second, so this must exceed a second or two.
     #[serde(with = "secs")]
     pub tolerance: Duration,
-    /// Messages whose offsets the estimate is the median of.
+    /// Messages (one a second of arrival time at most) whose offsets the estimate is the
+    /// median of.
     pub samples: usize,
 }
 
@@ -67,6 +68,9 @@ pub struct ExporterClock {
     offset_ms: i64,
     /// The offset applied to record times now, in milliseconds (0: none).
     correction_ms: i64,
+    /// Arrival time (ns) from which the next message is sampled: one a second, so a busy
+    /// exporter costs one comparison per message.
+    next_sample: u64,
 }
 
 impl ExporterClock {
@@ -77,6 +81,10 @@ impl ExporterClock {
         if export.is_unset() || arrival.is_unset() {
             return;
         }
+        if !self.samples.is_empty() && arrival.as_unix_nanos() < self.next_sample {
+            return;
+        }
+        self.next_sample = arrival.as_unix_nanos().saturating_add(1_000_000_000);
         let ms = |t: Timestamp| (t.as_unix_nanos() / 1_000_000) as i64;
         let keep = cfg.samples.clamp(1, MAX_SAMPLES);
         self.samples.push_back(ms(arrival) - ms(export));
@@ -113,24 +121,33 @@ impl ExporterClock {
         self.correction_ms
     }
 
+    /// The shift applied to record times, in nanoseconds (0: none).
+    pub fn correction_ns(&self) -> i64 {
+        self.correction_ms.saturating_mul(1_000_000)
+    }
+
     /// Shifts a record's times into the collector's clock. Returns whether it did.
     pub fn correct(&self, flow: &mut FlowRecord) -> bool {
-        if self.correction_ms == 0 {
-            return false;
+        let ns = self.correction_ns();
+        if ns != 0 {
+            shift(flow, ns);
         }
-        let ns = self.correction_ms.saturating_mul(1_000_000);
-        for t in [&mut flow.start, &mut flow.end] {
-            if !t.is_unset() {
-                let shifted = t.offset_nanos(ns);
-                // A time shifted before the epoch would read as unset; keep the earliest.
-                *t = if shifted.is_unset() {
-                    Timestamp(1)
-                } else {
-                    shifted
-                };
-            }
+        ns != 0
+    }
+}
+
+/// Shifts a record's set times by `ns` nanoseconds.
+pub fn shift(flow: &mut FlowRecord, ns: i64) {
+    for t in [&mut flow.start, &mut flow.end] {
+        if !t.is_unset() {
+            let shifted = t.offset_nanos(ns);
+            // A time shifted before the epoch would read as unset; keep the earliest.
+            *t = if shifted.is_unset() {
+                Timestamp(1)
+            } else {
+                shifted
+            };
         }
-        true
     }
 }
 
@@ -187,6 +204,25 @@ mod tests {
         };
         assert!(c.correct(&mut f));
         assert_eq!((f.start, f.end), (t(990), t(995)));
+    }
+
+    #[test]
+    fn one_message_a_second_is_sampled() {
+        let cfg = ClockConfig::default();
+        let mut c = ExporterClock::default();
+        // A burst within one second: only its first message counts.
+        c.observe(&cfg, t(700), t(1_000));
+        for _ in 0..100 {
+            c.observe(&cfg, t(1_000), t(1_000));
+        }
+        assert_eq!(c.samples.len(), 1);
+        assert_eq!(c.correction_ms(), 300_000);
+        // Later seconds are sampled, and the median follows the clock once most samples agree.
+        for i in 1..=8 {
+            c.observe(&cfg, t(1_000 + i), t(1_000 + i));
+        }
+        assert_eq!(c.samples.len(), 9);
+        assert_eq!(c.correction_ms(), 0);
     }
 
     #[test]

@@ -901,6 +901,7 @@ impl Decoder {
             .sessions
             .get_mut(key)
             .expect("session admitted before decoding");
+        let shift = s.clock.correction_ns();
         let Some(d) = s.domains.get_mut(&ctx.domain) else {
             return 0;
         };
@@ -946,7 +947,8 @@ impl Decoder {
             d.counters.records += 1;
             let mut flow = prototype;
             let fields = compiled.plan.apply(&rec, header, &mut flow);
-            if s.clock.correct(&mut flow) {
+            if shift != 0 {
+                crate::clock::shift(&mut flow, shift);
                 d.counters.clock_corrected += 1;
             }
             flow.sampling_interval = sampling_for(&d.sampling, fields, header_sampling);
