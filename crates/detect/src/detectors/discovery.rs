@@ -265,8 +265,8 @@ fn score(m: &Measures, cfg: &crate::config::DiscoveryConfig) -> Option<f64> {
 fn describe(m: &Measures, first: Timestamp, last: Timestamp, examples: &[String]) -> String {
     let span = last.as_unix_nanos().saturating_sub(first.as_unix_nanos());
     let mut s = format!(
-        "peer discovery: probed {} external peers over UDP on {} distinct high ports (port \
-         known for {}), new peers in {} distinct minutes over {}; {} datagrams of \
+        "peer discovery: probed {} external peers over UDP, on {} distinct high ports among \
+         the {} whose port is known, new peers in {} distinct minutes over {}; {} datagrams of \
          {:.0} bytes on average, none answered; {} of its {} UDP peers on high ports \
          ({:.0}%) never answered",
         m.probed,
