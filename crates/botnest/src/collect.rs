@@ -45,6 +45,11 @@ pub struct CollectArgs {
     /// Write the closing summary (one JSON line) to this file on exit.
     #[arg(long, value_name = "FILE")]
     pub summary_file: Option<PathBuf>,
+    /// Shift each exporter's record times by its clock's offset from the arrival times, as
+    /// `run` does (`[decoder.clock]`). Without it, records keep the times they were exported
+    /// with; offsets are reported either way.
+    #[arg(long)]
+    pub correct_clocks: bool,
 }
 
 /// Records handed from the reader threads to the output thread.
@@ -206,6 +211,8 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
         .as_ref()
         .map(|d| d.join("templates.json"));
 
+    // Collected records are shown and written as exported, unless asked to correct clocks.
+    config.decoder.clock.correct &= args.correct_clocks;
     let mut decoder = Decoder::new(config.decoder.clone());
     if let Some(path) = &state_file {
         restore_templates(&mut decoder, path);
@@ -273,6 +280,7 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
     let queue_drops = dropped.load(Relaxed);
     let mut printer = Printer::without_header(format, std::io::stdout());
     printer.summary(&decoder.totals(), decoder.errors_by_reason());
+    printer.clocks(&decoder.clocks());
     tracing::info!(
         flows,
         kernel_drops,

@@ -425,6 +425,23 @@ impl ZeekLog {
         self.push(ts, c, s, "udp", "SF", "Dd", counts, false);
     }
 
+    /// UDP datagrams that got no answer.
+    fn udp_unanswered(
+        &mut self,
+        ts: f64,
+        c: (&str, u16),
+        s: (&str, u16),
+        (pkts, bytes): (u64, u64),
+    ) {
+        self.push(ts, c, s, "udp", "S0", "D", (pkts, bytes, 0, 0), false);
+    }
+
+    /// A UDP exchange of many datagrams each way (media, a game session).
+    fn udp_stream(&mut self, ts: f64, c: (&str, u16), s: (&str, u16), (pkts, rpkts): (u64, u64)) {
+        let counts = (pkts, pkts * 900, rpkts, rpkts * 900);
+        self.push(ts, c, s, "udp", "SF", "Dd", counts, false);
+    }
+
     /// Writes the log, its lines in time order as Zeek writes them.
     fn write(&mut self, path: &Path) {
         let mut out = Vec::new();
@@ -464,8 +481,10 @@ impl ZeekLog {
 }
 
 /// Benign traffic of one host: browsing sessions at random times (a few HTTPS connections to
-/// one of many servers, after a DNS lookup), NTP every 1,024 s, an hourly update check to one
-/// server, and on one host in four a metrics push every 60 s to an internal collector.
+/// one of many servers, after a DNS lookup; one session in three over QUIC), NTP every
+/// 1,024 s, an hourly update check to one server, and on one host in four a metrics push every
+/// 60 s to an internal collector. One host in eight holds video calls, one in twenty plays an
+/// online game ([`calls`], [`game`]).
 fn benign(log: &mut ZeekLog, rng: &mut Rng, host: &str, hours: f64) {
     let end = hours * 3600.0;
     let mut t = rng.wait(180.0);
@@ -473,14 +492,25 @@ fn benign(log: &mut ZeekLog, rng: &mut Rng, host: &str, hours: f64) {
         let server = format!("93.184.{}.{}", rng.next() % 200, 1 + rng.next() % 250);
         let dns_port = 50000 + (rng.next() % 10000) as u16;
         log.udp(T0 + t - 0.05, (host, dns_port), ("10.0.0.2", 53), (70, 130));
+        let quic = rng.next() % 3 == 0;
         for i in 0..1 + rng.next() % 6 {
             let port = 40000 + (rng.next() % 20000) as u16;
             let bytes = 500 + rng.next() % 30000;
             let rbytes = 2000 + rng.next() % 200_000;
             let ts = T0 + t + i as f64 * 0.3;
-            log.tcp(ts, (host, port), (&server, 443), (bytes, rbytes), false);
+            if quic {
+                log.udp(ts, (host, port), (&server, 443), (bytes, rbytes));
+            } else {
+                log.tcp(ts, (host, port), (&server, 443), (bytes, rbytes), false);
+            }
         }
         t += rng.wait(180.0);
+    }
+    if rng.next() % 8 == 0 {
+        calls(log, rng, host, end);
+    }
+    if rng.next() % 20 == 0 {
+        game(log, rng, host, end);
     }
     let mut t = rng.unit() * 1024.0;
     while t < end {
@@ -506,5 +536,66 @@ fn benign(log: &mut ZeekLog, rng: &mut Rng, host: &str, hours: f64) {
             log.tcp(T0 + t, (host, port), ("10.0.0.3", 9100), (1200, 300), false);
             t += 60.0;
         }
+    }
+}
+
+/// A random public address, as the other party of a call or a game server has.
+fn public_addr(rng: &mut Rng) -> String {
+    format!(
+        "{}.{}.{}.{}",
+        100 + rng.next() % 100,
+        rng.next() % 256,
+        rng.next() % 256,
+        1 + rng.next() % 254
+    )
+}
+
+/// Video calls (WebRTC), about one every 40 minutes, each 5 to 30 minutes long: a STUN binding
+/// to a public STUN server, ICE connectivity checks to the other party's two to four candidate
+/// addresses (on ports of their choosing, some unreachable), media with the candidate that
+/// answered, and a TURN allocation refreshed every five minutes.
+fn calls(log: &mut ZeekLog, rng: &mut Rng, host: &str, end: f64) {
+    let mut t = rng.wait(2400.0);
+    while t < end {
+        let length = (300.0 + rng.unit() * 1500.0).min(end - t);
+        let port = 50000 + (rng.next() % 10000) as u16;
+        log.udp(T0 + t, (host, port), ("74.125.250.129", 19302), (60, 72));
+        let candidates = 2 + rng.next() % 3;
+        for c in 0..candidates {
+            let peer = public_addr(rng);
+            let peer_port = 1024 + (rng.next() % 64000) as u16;
+            let ts = T0 + t + 0.5 + 0.1 * c as f64;
+            if c == 0 {
+                let packets = (length * 50.0) as u64;
+                log.udp_stream(ts, (host, port), (&peer, peer_port), (packets, packets));
+            } else {
+                log.udp_unanswered(ts, (host, port), (&peer, peer_port), (3, 3 * 108));
+            }
+        }
+        let mut r = 0.0;
+        while r < length {
+            log.udp(T0 + t + r, (host, port), ("192.0.2.40", 3478), (120, 140));
+            r += 300.0;
+        }
+        t += length + rng.wait(2400.0);
+    }
+}
+
+/// An online game: sessions of 20 to 60 minutes with one game server on its own high port.
+fn game(log: &mut ZeekLog, rng: &mut Rng, host: &str, end: f64) {
+    let mut t = rng.wait(1800.0);
+    while t < end {
+        let length = (1200.0 + rng.unit() * 2400.0).min(end - t);
+        let server = public_addr(rng);
+        let server_port = 27000 + (rng.next() % 100) as u16;
+        let port = 50000 + (rng.next() % 10000) as u16;
+        let packets = (length * 30.0) as u64;
+        log.udp_stream(
+            T0 + t,
+            (host, port),
+            (&server, server_port),
+            (packets, packets),
+        );
+        t += length + rng.wait(1800.0);
     }
 }

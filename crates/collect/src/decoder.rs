@@ -5,6 +5,7 @@
 //! socket: live collection and offline files drive it the same way, so both give the same
 //! records.
 
+use crate::clock::{ClockConfig, ClockState, ExporterClock};
 use crate::ids;
 use crate::plan::{HeaderTime, Plan, SamplingFields};
 use crate::sequence::SequenceTracker;
@@ -103,6 +104,8 @@ pub struct DecoderConfig {
     pub max_sessions: usize,
     /// Interface names kept per domain from options data.
     pub max_interfaces_per_domain: usize,
+    /// Correction of exporter clocks that disagree with the collector's ([`crate::clock`]).
+    pub clock: ClockConfig,
 }
 
 impl Default for DecoderConfig {
@@ -115,6 +118,7 @@ impl Default for DecoderConfig {
             max_domains_per_session: 1024,
             max_sessions: 10_000,
             max_interfaces_per_domain: 65_536,
+            clock: ClockConfig::default(),
         }
     }
 }
@@ -288,6 +292,7 @@ struct Session {
     pending_bytes: usize,
     last_seen: Timestamp,
     last_log: HashMap<&'static str, Timestamp>,
+    clock: ExporterClock,
 }
 
 /// Decodes export messages from many exporters. See the module docs.
@@ -716,6 +721,10 @@ impl Ctx<'_> {
         }
         let s = &mut *self.s;
         s.last_seen = s.last_seen.max(ctx.arrival);
+        if key.transport != Transport::File {
+            let export = Timestamp::from_unix_millis(ctx.header.export_millis);
+            s.clock.observe(&self.config.clock, export, ctx.arrival);
+        }
         self.expire_pending(ctx.arrival);
         Ok(())
     }
@@ -854,7 +863,10 @@ impl Ctx<'_> {
         // reference count per set.
         let lifetime = self.config.template_lifetime.as_nanos() as u64;
         let Session {
-            templates, domains, ..
+            templates,
+            domains,
+            clock,
+            ..
         } = &mut *self.s;
         if let Some(entry) = templates.get(&(ctx.domain, set_id)) {
             let live = key.transport != Transport::Udp
@@ -863,8 +875,18 @@ impl Ctx<'_> {
                 let Some(d) = domains.get_mut(&ctx.domain) else {
                     return Some(0);
                 };
-                let (n, overrun) =
-                    decode_records(self.config, d, key, ctx, &entry.compiled, body, None, sink);
+                let shift = clock.correction_ns();
+                let (n, overrun) = decode_records(
+                    self.config,
+                    d,
+                    key,
+                    ctx,
+                    &entry.compiled,
+                    body,
+                    None,
+                    shift,
+                    sink,
+                );
                 if let Some(e) = overrun {
                     self.count_error(key, ctx.domain, ctx.arrival, e);
                     report(e);
@@ -976,6 +998,7 @@ impl Ctx<'_> {
         sink: &mut dyn Sink,
         report: &mut dyn FnMut(DecodeError),
     ) -> u32 {
+        let shift = self.s.clock.correction_ns();
         let Some(d) = self.s.domains.get_mut(&ctx.domain) else {
             return 0;
         };
@@ -987,6 +1010,7 @@ impl Ctx<'_> {
             compiled,
             body,
             header_sampling,
+            shift,
             sink,
         );
         if let Some(e) = overrun {
@@ -1044,6 +1068,23 @@ impl Decoder {
             })
             .collect();
         out.sort_by_key(|(k, d, _)| (*k, *d));
+        out
+    }
+
+    /// Clock offsets of the sessions tracked now, and the corrections applied to their records.
+    pub fn clocks(&self) -> Vec<(SessionKey, ClockState)> {
+        let mut out: Vec<_> = self
+            .sessions
+            .iter()
+            .map(|(k, s)| {
+                let state = ClockState {
+                    offset_ms: s.clock.estimate(),
+                    correction_ms: s.clock.correction_ms(),
+                };
+                (*k, state)
+            })
+            .collect();
+        out.sort_by_key(|(k, _)| *k);
         out
     }
 
@@ -1129,6 +1170,7 @@ fn decode_records(
     compiled: &Compiled,
     body: &[u8],
     header_sampling: Option<u32>,
+    clock_shift: i64,
     sink: &mut dyn Sink,
 ) -> (u32, Option<DecodeError>) {
     let template = &compiled.template;
@@ -1174,6 +1216,10 @@ fn decode_records(
         d.counters.records += 1;
         let mut flow = prototype;
         let fields = compiled.plan.apply(&rec, header, &mut flow);
+        if clock_shift != 0 {
+            crate::clock::shift(&mut flow, clock_shift);
+            d.counters.clock_corrected += 1;
+        }
         flow.sampling_interval = sampling_for(&d.sampling, fields, header_sampling);
         let name = |i: u32| d.interfaces.get(&i).map(|n| &**n);
         let meta = RecordMeta {

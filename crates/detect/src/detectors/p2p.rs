@@ -13,6 +13,10 @@
 //!   Peers that other internal hosts also contact (mutual contacts, Coskun et al. 2010) tie the
 //!   members of one overlay together.
 //!
+//! - Peer discovery ([`super::discovery`]): a node probing external peers one small UDP
+//!   datagram at a time, minute after minute, mostly unanswered; it needs fewer peers than the
+//!   peer-list view because it also asks that the probing go on over time.
+//!
 //! The host views work on a single window, so they also serve short captures; the graph view
 //! needs a few windows of history. File-sharing clients are genuine overlay nodes too: their
 //! peers mostly answer, which keeps them at a moderate score.
@@ -534,6 +538,7 @@ pub fn run(ctx: &Ctx<'_>, history: &mut OverlayHistory, out: &mut Vec<Finding>) 
     let cfg = &ctx.config.p2p;
     let members = overlay_members(ctx, history);
     let views = host_views(ctx);
+    let discovery = super::discovery::assess(ctx);
 
     // How many internal hosts contact each peer.
     let mut contacted_by: FxHashMap<HostId, u32> = FxHashMap::default();
@@ -543,7 +548,12 @@ pub fn run(ctx: &Ctx<'_>, history: &mut OverlayHistory, out: &mut Vec<Finding>) 
         }
     }
 
-    let mut hosts: Vec<HostId> = views.keys().chain(members.keys()).copied().collect();
+    let mut hosts: Vec<HostId> = views
+        .keys()
+        .chain(members.keys())
+        .chain(discovery.keys())
+        .copied()
+        .collect();
     hosts.sort_unstable();
     hosts.dedup();
     let empty = HostView::default();
@@ -556,17 +566,26 @@ pub fn run(ctx: &Ctx<'_>, history: &mut OverlayHistory, out: &mut Vec<Finding>) 
             .count();
         let probe = probe_score(v, mutual, cfg);
         let overlay = members.get(&id);
+        let found = discovery.get(&id);
         let score = match (probe, overlay) {
             (Some((s, _)), Some(_)) => s + 0.2,
             (Some((s, _)), None) => s,
             (None, Some(_)) => 0.3,
-            (None, None) => continue,
+            (None, None) => 0.0,
         }
-        .min(0.9);
+        .min(0.9)
+        .max(found.map_or(0.0, |d| d.score));
         if score < 0.3 {
             continue;
         }
-        let detail = describe(probe.map(|p| p.1), overlay);
+        let mut detail = describe(probe.map(|p| p.1), overlay);
+        if let Some(d) = found {
+            detail = if detail.is_empty() {
+                d.detail.clone()
+            } else {
+                format!("{}; {detail}", d.detail)
+            };
+        }
         report(ctx, id, v, score, detail, out);
     }
 }
