@@ -120,6 +120,11 @@ impl OverlayHistory {
         self.graphs.len()
     }
 
+    /// Samples held, over every graph.
+    pub fn samples(&self) -> usize {
+        self.graphs.values().map(VecDeque::len).sum::<usize>() + self.taken.len()
+    }
+
     /// Compares a graph's current size with the samples of earlier, disjoint windows.
     fn judge(
         &self,
