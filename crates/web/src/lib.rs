@@ -35,8 +35,8 @@ pub mod state;
 pub mod view;
 
 pub use server::{Server, StartError};
-pub use state::{Action, AlertFigures, CollectorFigures, OperatorState, Shared, SinkFigures};
 pub use state::SocketFigures;
+pub use state::{Action, AlertFigures, CollectorFigures, OperatorState, Shared, SinkFigures};
 pub use view::View;
 
 /// The OpenAPI 3.1 document of the API, served at `/api/openapi.json`.
