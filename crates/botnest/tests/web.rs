@@ -20,7 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_botnest");
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The first tenant's name, configured with every character that breaks some format.
-const ACME: &str = "ac\"me <b>&'`x";
+const ACME: &str = "ac\"me <b>&'`x\ny";
 const BETA: &str = "beta";
 const ACME_VLAN: u16 = 10;
 const BETA_VLAN: u16 = 20;
@@ -973,7 +973,7 @@ fn check_exports(a: &str, id: u64) {
     // Cypher: the hostile name only inside escaped literals, one statement per line.
     let cypher = get(a, &format!("/api/export/cypher?botnest={id}")).text();
     assert!(
-        cypher.contains(r#"h.tenant = 'ac\"me <b>&\'`x'"#),
+        cypher.contains(r#"h.tenant = 'ac\"me <b>&\'`x\ny'"#),
         "{cypher}"
     );
     for line in cypher.lines().filter(|l| !l.starts_with("//")) {
@@ -1156,7 +1156,10 @@ fn check_metrics(a: &str) {
         samples
             .keys()
             .any(|k| k.starts_with("botnest_botnests{state=\"")
-                && k.contains(&format!("tenant=\"{}\"", ACME.replace('"', "\\\"")))),
+                && k.contains(&format!(
+                    "tenant=\"{}\"",
+                    ACME.replace('"', "\\\"").replace('\n', "\\n")
+                ))),
         "{text}"
     );
     assert!(samples.keys().any(
