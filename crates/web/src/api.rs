@@ -370,17 +370,30 @@ pub(crate) async fn host(
                 name.1, name.0
             )))
         }
-        None => json!({
-            "address": name.1.to_string(),
-            "tenant": name.0,
-            "roles": [],
-            "score": 0.0,
-            "first_seen": null,
-            "last_seen": null,
-            "botnest": null,
-            "evidence": [],
-            "accused": false,
-        }),
+        None => {
+            // A member without evidence of its own (a victim, a peer) still has its part.
+            let membership = view.botnests.values().find_map(|b| {
+                b.members
+                    .iter()
+                    .find(|(m, _)| *m == name)
+                    .map(|(_, roles)| (b.id, roles.clone()))
+            });
+            let (botnest, roles) = match membership {
+                Some((id, roles)) => (Some(id), roles),
+                None => (None, Vec::new()),
+            };
+            json!({
+                "address": name.1.to_string(),
+                "tenant": name.0,
+                "roles": roles,
+                "score": 0.0,
+                "first_seen": null,
+                "last_seen": null,
+                "botnest": botnest,
+                "evidence": [],
+                "accused": false,
+            })
+        }
     };
     doc["channels"] = Value::Array(channels);
     doc["flows"] = Value::Array(flows);
