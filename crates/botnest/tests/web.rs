@@ -611,6 +611,10 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         "{members:?}"
     );
     assert!(b["tenants"].as_array().unwrap().iter().any(|t| t == ACME));
+    for f in b["flows"].as_array().unwrap() {
+        assert_eq!(f["client"]["tenant"], ACME, "{f}");
+        assert_eq!(f["server"]["address"], C2, "{f}");
+    }
     assert!(!b["tenants"].as_array().unwrap().iter().any(|t| t == BETA));
 
     // Filters.
