@@ -790,6 +790,16 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         assert_eq!(answer.status, status, "{url}: {}", answer.text());
         spec.check(doc_path, "get", &answer);
     }
+    let csrf = get(a, "/api/session").json()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrong_method = request(a, "DELETE", "/api/hosts", &[("X-Botnest-CSRF", &csrf)], b"");
+    assert_eq!(wrong_method.status, 405);
+    assert!(wrong_method.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("DELETE"));
     let unknown = get(a, "/api/nothing-here");
     assert_eq!(unknown.status, 404);
     assert!(unknown.json()["error"]
