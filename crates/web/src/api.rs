@@ -627,6 +627,13 @@ pub(crate) fn status_json(app: &App) -> Value {
             "exporters": c.domains.iter().map(|d| d.session.exporter.ip()).collect::<BTreeSet<_>>().len(),
             "errors_by_reason": c.errors_by_reason,
         },
+        "alerts": {
+            "repeats": shared.alerts().repeats,
+            "sinks": shared.alerts().sinks.iter().map(|(name, f)| (name.to_string(), json!({
+                "sent": f.sent, "failed": f.failed, "dropped": f.dropped,
+                "suppressed": f.suppressed,
+            }))).collect::<serde_json::Map<String, Value>>(),
+        },
         "watermark": e.newest(),
         "windows": {"length_s": e.window_seconds, "slide_s": e.slide_seconds},
         "recent_flows": shared.with_flows(|r| r.len()),
