@@ -58,13 +58,13 @@ impl std::str::FromStr for Time {
 
 /// A lifecycle state named in a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct State_(pub(crate) Lifecycle);
+pub(crate) struct LifecycleName(pub(crate) Lifecycle);
 
-impl std::str::FromStr for State_ {
+impl std::str::FromStr for LifecycleName {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<State_, String> {
-        Ok(State_(match s {
+    fn from_str(s: &str) -> Result<LifecycleName, String> {
+        Ok(LifecycleName(match s {
             "new" => Lifecycle::New,
             "active" => Lifecycle::Active,
             "dormant" => Lifecycle::Dormant,
@@ -91,7 +91,7 @@ pub(crate) struct BotnestFilter {
     #[serde(default, deserialize_with = "empty_none")]
     pub(crate) min_score: Option<f64>,
     #[serde(default, deserialize_with = "empty_none")]
-    pub(crate) state: Option<State_>,
+    pub(crate) state: Option<LifecycleName>,
 }
 
 impl BotnestFilter {
@@ -426,7 +426,6 @@ pub(crate) async fn channels(
     let f = query(q)?;
     let view = app.shared.view();
     let limit = f.limit.unwrap_or(MAX_FLOWS).min(MAX_FLOWS);
-    let address = f.address.map(|a| a.to_string());
     let members: Option<BTreeSet<HostName>> = match f.botnest {
         Some(id) => Some(
             view.botnests
@@ -445,7 +444,7 @@ pub(crate) async fn channels(
         .filter(|c| {
             [&c.client, &c.server]
                 .iter()
-                .any(|h| host_matches(h, f.tenant.as_deref(), address.as_deref()))
+                .any(|h| host_matches(h, f.tenant.as_deref(), f.address))
         })
         .filter(|c| {
             members

@@ -266,9 +266,12 @@ impl IntoResponse for ApiError {
 }
 
 /// Whether a host's tenant and address match the `tenant` and `address` filters.
-pub(crate) fn host_matches(h: &HostName, tenant: Option<&str>, address: Option<&str>) -> bool {
-    tenant.is_none_or(|t| h.0 == t)
-        && address.is_none_or(|a| a.parse().is_ok_and(|a: std::net::IpAddr| a == h.1))
+pub(crate) fn host_matches(
+    h: &HostName,
+    tenant: Option<&str>,
+    address: Option<std::net::IpAddr>,
+) -> bool {
+    tenant.is_none_or(|t| h.0 == t) && address.is_none_or(|a| a == h.1)
 }
 
 /// The channels of a botnest: each channel with a member at either end, once.
