@@ -701,6 +701,32 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         .iter()
         .all(|f| f["vlan"] == BETA_VLAN));
 
+    let channels = get(
+        a,
+        &format!("/api/channels?tenant={}&address={}", enc(ACME), BOTS[0]),
+    )
+    .json();
+    let channels = channels["channels"].as_array().unwrap();
+    assert!(!channels.is_empty());
+    for c in channels {
+        let ends = [&c["client"], &c["server"]];
+        assert!(
+            ends.iter()
+                .any(|e| e["address"] == BOTS[0] && e["tenant"] == ACME),
+            "{c}"
+        );
+    }
+    let botnest_flows = get(a, &format!("/api/flows?botnest={id}&limit=50")).json();
+    let botnest_flows = botnest_flows["flows"].as_array().unwrap();
+    assert_eq!(botnest_flows.len(), 50);
+    for f in botnest_flows {
+        assert!(
+            f["dst"] == C2 || f["src"] == C2 || BOTS.iter().any(|b| f["src"] == *b),
+            "{f}"
+        );
+        assert_eq!(f["vlan"], ACME_VLAN, "{f}");
+    }
+
     let exporters = get(a, "/api/exporters");
     spec.check("/api/exporters", "get", &exporters);
     let exporters = exporters.json();
