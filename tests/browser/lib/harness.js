@@ -171,13 +171,14 @@ export async function launchBrowser() {
     args: CHROMIUM_ARGS,
     viewport: { width: 1400, height: 1000 },
   });
-  const events = { pageErrors: [], dialogs: [], consoleErrors: [] };
+  const events = { pageErrors: [], dialogs: [], consoleErrors: [], cspViolations: [] };
   context.on('page', (page) => watch(page, events));
   for (const page of context.pages()) watch(page, events);
+  // Every page of the context reports what its content security policy blocked.
+  await context.exposeBinding('__reportViolation', (_source, text) => events.cspViolations.push(text));
   await context.addInitScript(() => {
-    window.__cspViolations = [];
     document.addEventListener('securitypolicyviolation', (e) => {
-      window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
+      window.__reportViolation(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
     });
   });
   return {
