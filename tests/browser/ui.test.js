@@ -137,6 +137,13 @@ describe('web UI', { skip: Boolean(skip) }, () => {
     for (const [vlan, hosts] of Object.entries(BENIGN)) {
       for (const h of hosts) assert.ok(!byId.has(`h:${key(vlan, h)}`), `benign ${h} not drawn`);
     }
+    // The core bot's scan of 120 addresses is one node for its targets, not 120.
+    const fan = await page.evaluate(
+      (id) => window.botnestGraph.getElementById(id).data(),
+      `f:${key(CORE_BOT.vlan, CORE_BOT.address)}>2323/6`,
+    );
+    assert.equal(fan?.count, 120);
+    assert.ok(!byId.has('h:0/198.51.100.1'));
 
     // Hovering a channel shows its properties.
     const edgeId = `e:${key(CORE_BOT.vlan, CORE_BOT.address)}>${C2_KEY}:${C2_PORT}/6`;
