@@ -1416,3 +1416,72 @@ fn a_token_guards_the_api_and_a_public_address_needs_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("without a token"), "{err}");
 }
+
+#[test]
+fn analyze_exports_recorded_data_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(dir.path());
+    let cfg = config(dir.path());
+    let analyze = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["--config", cfg.to_str().unwrap(), "analyze", "--quiet"])
+            .args(args)
+            .arg(&scenario)
+            .output()
+            .unwrap()
+    };
+    let graphml = analyze(&["--format", "graphml"]);
+    assert!(graphml.status.success());
+    let text = String::from_utf8(graphml.stdout).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let ids: BTreeSet<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("node"))
+        .map(|n| n.attribute("id").unwrap())
+        .collect();
+    for bot in BOTS {
+        assert!(ids.contains(format!("{ACME}/{bot}").as_str()), "{ids:?}");
+    }
+    assert!(ids.contains(format!("0/{C2}").as_str()));
+
+    let gexf = analyze(&["--format", "gexf", "--botnest", "1"]);
+    assert!(gexf.status.success());
+    roxmltree::Document::parse(std::str::from_utf8(&gexf.stdout).unwrap()).unwrap();
+
+    let stix_file = dir.path().join("bundle.json");
+    let stix = analyze(&["--format", "stix", "--out", stix_file.to_str().unwrap()]);
+    assert!(stix.status.success());
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&stix_file).unwrap()).unwrap();
+    check_stix(&bundle);
+
+    let out = dir.path().join("neo4j");
+    let csv = analyze(&["--format", "csv", "--out", out.to_str().unwrap()]);
+    assert!(csv.status.success());
+    let nodes = csv::Reader::from_path(out.join("nodes.csv"))
+        .unwrap()
+        .records()
+        .count();
+    let edges = csv::Reader::from_path(out.join("edges.csv"))
+        .unwrap()
+        .records()
+        .count();
+    assert!(nodes >= 4 && edges >= 3, "{nodes} nodes, {edges} edges");
+
+    let cypher = analyze(&["--format", "cypher"]);
+    assert!(cypher.status.success());
+    assert!(String::from_utf8(cypher.stdout)
+        .unwrap()
+        .contains("MERGE (b:Botnest {id: 1})"));
+
+    let no_dir = analyze(&["--format", "csv"]);
+    assert!(!no_dir.status.success());
+    assert!(String::from_utf8_lossy(&no_dir.stderr).contains("--out DIR"));
+    let unknown = analyze(&["--format", "json", "--botnest", "999"]);
+    assert!(
+        unknown.status.success(),
+        "json is the report, not an export"
+    );
+    let unknown = analyze(&["--format", "stix", "--botnest", "999"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no botnest 999"));
+}

@@ -264,16 +264,31 @@ fn host_name(p: Result<Path<(String, String)>, PathRejection>) -> Result<HostNam
     Ok((tenant, addr))
 }
 
-/// Whether a flow touches a host (either end, tenant resolved as detection does).
-fn flow_touches(shared: &Shared, f: &FlowRecord, hosts: &BTreeSet<HostName>) -> bool {
-    let r = shared.hosts();
-    let t = r.tenant_of(f);
-    [f.src, f.dst].into_iter().any(|a| {
-        let k = r.host(t, a);
-        hosts
-            .iter()
-            .any(|h| h.1 == a && h.0 == r.tenant_name(k.tenant))
-    })
+/// Hosts to match flows against: by address first, the tenant only for a matching address.
+struct HostSet<'a> {
+    hosts: &'a BTreeSet<HostName>,
+    addresses: BTreeSet<IpAddr>,
+}
+
+impl<'a> HostSet<'a> {
+    fn new(hosts: &'a BTreeSet<HostName>) -> Self {
+        HostSet {
+            hosts,
+            addresses: hosts.iter().map(|h| h.1).collect(),
+        }
+    }
+
+    /// Whether a flow touches one of the hosts (either end, tenant resolved as detection
+    /// does).
+    fn touched_by(&self, shared: &Shared, f: &FlowRecord) -> bool {
+        let r = shared.hosts();
+        [f.src, f.dst].into_iter().any(|a| {
+            self.addresses.contains(&a) && {
+                let k = r.host(r.tenant_of(f), a);
+                self.hosts.contains(&(r.tenant_name(k.tenant), a))
+            }
+        })
+    }
 }
 
 /// Interface names by exporter address and domain, each list sorted by index.
@@ -316,9 +331,10 @@ pub(crate) fn recent_flows(
     let collector = shared.collector();
     let names = interface_names(&collector);
     let r = shared.hosts();
+    let hosts = hosts.map(HostSet::new);
     shared.with_flows(|ring| {
         ring.newest_first()
-            .filter(|f| hosts.is_none_or(|h| flow_touches(shared, f, h)))
+            .filter(|f| hosts.as_ref().is_none_or(|h| h.touched_by(shared, f)))
             .filter(|f| {
                 tenant.is_none_or(|t| {
                     let tf = r.tenant_of(f);

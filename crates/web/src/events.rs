@@ -3,8 +3,8 @@
 //! oldest events, is told so with a `lagged` event, and the misses are counted.
 
 use crate::server::{ApiError, App};
-use axum::http::StatusCode;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::Stream;
 use std::convert::Infallible;

@@ -68,7 +68,10 @@ impl Server {
         listener
             .set_nonblocking(true)
             .map_err(|source| StartError::Bind { addr, source })?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // Two workers: one long answer (a large export) does not hold up the others.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("http")
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;

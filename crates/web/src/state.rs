@@ -357,6 +357,26 @@ impl Shared {
         lock(&self.flows).extend(flows);
     }
 
+    /// Adds records unless a request is reading the ring right now; false then.
+    pub fn try_add_flows(&self, flows: &[FlowRecord]) -> bool {
+        match self.flows.try_lock() {
+            Ok(mut ring) => {
+                ring.extend(flows);
+                true
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                p.into_inner().extend(flows);
+                true
+            }
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        }
+    }
+
+    /// How many recent records the ring keeps.
+    pub fn flow_capacity(&self) -> usize {
+        lock(&self.flows).capacity
+    }
+
     /// Runs `f` over the ring of recent flows.
     pub fn with_flows<T>(&self, f: impl FnOnce(&FlowRing) -> T) -> T {
         f(&lock(&self.flows))
