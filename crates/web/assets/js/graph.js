@@ -285,15 +285,14 @@ export function drawGraph(container, els, onHost) {
   const count = els.nodes.length + els.edges.length;
   const cy = cytoscape({
     container,
-    elements: [...els.nodes, ...els.edges],
     style: stylesheet(),
-    layout: { name: 'preset' },
     minZoom: 0.05,
     maxZoom: 4,
     pixelRatio: count > LARGE ? 1 : 'auto',
     hideEdgesOnViewport: count > LARGE,
     textureOnViewport: count > LARGE,
   });
+  cy.batch(() => cy.add([...els.nodes, ...els.edges]));
   const handle = { cy, timings: {} };
   const created = performance.now();
 
