@@ -99,11 +99,15 @@ export async function startBotnest({ dir, config, replay, extraArgs = [] }) {
   });
   const base = `http://127.0.0.1:${http}`;
   const logText = () => fs.readFileSync(path.join(dir, 'botnest.log'), 'utf8');
-  await waitFor('botnest to serve HTTP', async () => {
-    if (exited) throw new Error(`botnest exited (${JSON.stringify(exited)}): ${logText().slice(-2000)}`);
-    const r = await fetch(`${base}/`);
-    return r.status < 500;
-  });
+  // The startup line comes once any replay has been fed through the engine.
+  await waitFor(
+    'botnest to finish starting (its "web console on" line)',
+    async () => {
+      if (exited) throw new Error(`botnest exited (${JSON.stringify(exited)}): ${logText().slice(-2000)}`);
+      return logText().includes(`web console on http://127.0.0.1:${http}/`);
+    },
+    120000,
+  );
   return {
     base,
     udp,
