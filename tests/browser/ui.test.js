@@ -396,6 +396,25 @@ describe('web UI with a few thousand hosts', { skip: Boolean(skip) }, () => {
     console.log(`# large graph: ${JSON.stringify(report)}`);
     fs.writeFileSync(path.join(ARTIFACTS, `large-graph-timings-${hosts}.json`), `${JSON.stringify(report, null, 2)}\n`);
     await screenshot(page, '08-large-graph');
+
+    // Finding a host among thousands: the matches and their neighbours stay, the rest fade.
+    await page.fill('.finder input[name="find"]', '10.100.1.2');
+    await page.press('.finder input[name="find"]', 'Enter');
+    const found = await page.evaluate(() => {
+      const cy = window.botnestGraph;
+      const matches = cy.nodes('[kind = "host"]').filter((n) => n.data('address').startsWith('10.100.1.2'));
+      return {
+        text: document.querySelector('.finder [role="status"]').textContent,
+        matches: matches.length,
+        matchesFaded: matches.filter((n) => n.hasClass('faded')).length,
+        faded: cy.nodes('.faded').length,
+      };
+    });
+    assert.ok(found.matches >= 1);
+    assert.equal(found.text, `${found.matches} host${found.matches === 1 ? '' : 's'} found`);
+    assert.equal(found.matchesFaded, 0);
+    assert.ok(found.faded > hosts / 2, `${found.faded} nodes faded`);
+    await screenshot(page, '09-large-graph-find');
   });
 });
 
@@ -430,7 +449,7 @@ describe('web UI behind a token', { skip: Boolean(skip) }, () => {
     await page.fill('#login input[name="token"]', 'wrong');
     await page.click('#login button[type="submit"]');
     await page.waitForSelector('#login-error:not([hidden])');
-    await screenshot(page, '09-login');
+    await screenshot(page, '10-login');
 
     await page.fill('#login input[name="token"]', TOKEN);
     await page.click('#login button[type="submit"]');

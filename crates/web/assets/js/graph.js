@@ -364,13 +364,21 @@ export function drawGraph(container, els, onHost) {
     return added;
   };
 
-  handle.focus = (key) => {
-    const node = cy.getElementById(`h:${key}`);
-    if (node.empty()) return;
-    cy.elements().addClass('faded');
-    node.closedNeighborhood().union(node.ancestors()).removeClass('faded');
+  /** Highlights the hosts whose address starts with `text` and their neighbours; returns how many. */
+  handle.find = (text) => {
+    cy.elements().removeClass('faded');
+    const query = text.trim();
+    if (!query) {
+      cy.fit(undefined, 20);
+      return 0;
+    }
+    const found = cy.nodes('[kind = "host"]').filter((n) => String(n.data('address')).startsWith(query));
+    if (found.empty()) return 0;
+    const shown = found.closedNeighborhood().union(found.ancestors());
+    cy.elements().difference(shown).addClass('faded');
+    cy.fit(shown, 40);
+    return found.length;
   };
-  handle.unfocus = () => cy.elements().removeClass('faded');
   handle.destroy = () => cy.destroy();
   return handle;
 }
