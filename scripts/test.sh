@@ -11,7 +11,8 @@
 #                  rustfmt check, clippy (-D warnings), rustdoc (-D warnings), the test suite
 #                  (cargo nextest, then doctests) and the extra steps listed in EXTRA_STEPS below.
 #   --quick        For development: install nothing, skip rustdoc, doctests, the conformance
-#                  suite against ../shared/fixtures and the extra steps.
+#                  suite against ../shared/fixtures, the testbed's end-to-end run and the
+#                  extra steps.
 #   --no-install   Run every step but install nothing (for machines set up by hand).
 #   -h, --help     Print this text.
 #
@@ -21,6 +22,7 @@
 #   BOTNEST_SHARED=DIR  Where the shared fixtures live (default: ../shared beside the checkout);
 #                       the conformance suite skips with a note when they are absent.
 #   BOTNEST_SKIP_CONFORMANCE=1  Skip the conformance suite (what --quick does).
+#   BOTNEST_SKIP_TESTBED=1      Skip the cloud testbed's end-to-end run (what --quick does).
 #
 # Exit status: 0 when every step passed, 1 otherwise. Every step runs even after a failure, so
 # one run lists all problems; a summary at the end names the failed steps.
@@ -69,6 +71,16 @@ APT_PACKAGES=(
     "tcpdump:tcpdump"
     "rsyslog:rsyslogd"
     "chromium:chromium"
+    # The cloud testbed (scripts/testbed.sh) and its end-to-end test.
+    "nftables:nft"
+    "python3:python3"
+    "ngircd:ngircd"
+    "dnsmasq-base:dnsmasq"
+    "openssh-server:sshd"
+    "curl:curl"
+    "hping3:hping3"
+    "hydra:hydra"
+    "socat:socat"
 )
 
 # Steps that later parts of the project add: "label|script". Each runs when its script exists
@@ -228,7 +240,9 @@ run_tests() {
     if [[ $QUICK -eq 1 ]]; then
         # The conformance suite reads every shared capture and runs tshark on each: slow.
         export BOTNEST_SKIP_CONFORMANCE=1
-        echo "(--quick: conformance suite skipped)"
+        # The testbed's end-to-end run takes about ten minutes.
+        export BOTNEST_SKIP_TESTBED=1
+        echo "(--quick: conformance suite and testbed run skipped)"
     fi
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --no-fail-fast --no-tests=warn

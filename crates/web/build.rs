@@ -26,10 +26,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
     println!("cargo:rerun-if-changed={}", root.display());
-    let mut paths = Vec::new();
-    walk(&root, &mut paths);
-    // Sorted by the path as text, the order the server's binary search expects.
-    let mut files: Vec<(String, PathBuf)> = paths
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    // Sorted by the path as a string, the order the lookup's binary search uses (a `Path`
+    // order differs: it puts `cytoscape/` before `cytoscape-fcose/`).
+    let mut files: Vec<(String, PathBuf)> = files
         .into_iter()
         .map(|f| {
             let rel = f

@@ -275,6 +275,8 @@ pub fn run(args: &RunArgs, mut config: Config) -> Result<()> {
         "errors": totals.errors,
         "lost_records": totals.lost_records,
         "queue_drops": forwarding.dropped.load(Relaxed),
+        "clock_corrected": totals.clock_corrected,
+        "clocks": crate::output::clocks_json(&decoder.clocks()),
     });
     if let Some(path) = &args.summary_file {
         std::fs::write(path, format!("{doc}\n"))

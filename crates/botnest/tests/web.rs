@@ -20,7 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_botnest");
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The first tenant's name, configured with every character that breaks some format.
-const ACME: &str = "ac\"me <b>&'`x";
+const ACME: &str = "ac\"me <b>&'`x\ny";
 const BETA: &str = "beta";
 const ACME_VLAN: u16 = 10;
 const BETA_VLAN: u16 = 20;
@@ -611,6 +611,10 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         "{members:?}"
     );
     assert!(b["tenants"].as_array().unwrap().iter().any(|t| t == ACME));
+    for f in b["flows"].as_array().unwrap() {
+        assert_eq!(f["client"]["tenant"], ACME, "{f}");
+        assert_eq!(f["server"]["address"], C2, "{f}");
+    }
     assert!(!b["tenants"].as_array().unwrap().iter().any(|t| t == BETA));
 
     // Filters.
@@ -696,6 +700,32 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         .unwrap()
         .iter()
         .all(|f| f["vlan"] == BETA_VLAN));
+
+    let channels = get(
+        a,
+        &format!("/api/channels?tenant={}&address={}", enc(ACME), BOTS[0]),
+    )
+    .json();
+    let channels = channels["channels"].as_array().unwrap();
+    assert!(!channels.is_empty());
+    for c in channels {
+        let ends = [&c["client"], &c["server"]];
+        assert!(
+            ends.iter()
+                .any(|e| e["address"] == BOTS[0] && e["tenant"] == ACME),
+            "{c}"
+        );
+    }
+    let botnest_flows = get(a, &format!("/api/flows?botnest={id}&limit=50")).json();
+    let botnest_flows = botnest_flows["flows"].as_array().unwrap();
+    assert_eq!(botnest_flows.len(), 50);
+    for f in botnest_flows {
+        assert!(
+            f["dst"] == C2 || f["src"] == C2 || BOTS.iter().any(|b| f["src"] == *b),
+            "{f}"
+        );
+        assert_eq!(f["vlan"], ACME_VLAN, "{f}");
+    }
 
     let exporters = get(a, "/api/exporters");
     spec.check("/api/exporters", "get", &exporters);
@@ -786,6 +816,16 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         assert_eq!(answer.status, status, "{url}: {}", answer.text());
         spec.check(doc_path, "get", &answer);
     }
+    let csrf = get(a, "/api/session").json()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrong_method = request(a, "DELETE", "/api/hosts", &[("X-Botnest-CSRF", &csrf)], b"");
+    assert_eq!(wrong_method.status, 405);
+    assert!(wrong_method.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("DELETE"));
     let unknown = get(a, "/api/nothing-here");
     assert_eq!(unknown.status, 404);
     assert!(unknown.json()["error"]
@@ -973,7 +1013,7 @@ fn check_exports(a: &str, id: u64) {
     // Cypher: the hostile name only inside escaped literals, one statement per line.
     let cypher = get(a, &format!("/api/export/cypher?botnest={id}")).text();
     assert!(
-        cypher.contains(r#"h.tenant = 'ac\"me <b>&\'`x'"#),
+        cypher.contains(r#"h.tenant = 'ac\"me <b>&\'`x\ny'"#),
         "{cypher}"
     );
     for line in cypher.lines().filter(|l| !l.starts_with("//")) {
@@ -1156,7 +1196,10 @@ fn check_metrics(a: &str) {
         samples
             .keys()
             .any(|k| k.starts_with("botnest_botnests{state=\"")
-                && k.contains(&format!("tenant=\"{}\"", ACME.replace('"', "\\\"")))),
+                && k.contains(&format!(
+                    "tenant=\"{}\"",
+                    ACME.replace('"', "\\\"").replace('\n', "\\n")
+                ))),
         "{text}"
     );
     assert!(samples.keys().any(

@@ -58,13 +58,13 @@ impl std::str::FromStr for Time {
 
 /// A lifecycle state named in a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct State_(pub(crate) Lifecycle);
+pub(crate) struct LifecycleName(pub(crate) Lifecycle);
 
-impl std::str::FromStr for State_ {
+impl std::str::FromStr for LifecycleName {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<State_, String> {
-        Ok(State_(match s {
+    fn from_str(s: &str) -> Result<LifecycleName, String> {
+        Ok(LifecycleName(match s {
             "new" => Lifecycle::New,
             "active" => Lifecycle::Active,
             "dormant" => Lifecycle::Dormant,
@@ -91,7 +91,7 @@ pub(crate) struct BotnestFilter {
     #[serde(default, deserialize_with = "empty_none")]
     pub(crate) min_score: Option<f64>,
     #[serde(default, deserialize_with = "empty_none")]
-    pub(crate) state: Option<State_>,
+    pub(crate) state: Option<LifecycleName>,
 }
 
 impl BotnestFilter {
@@ -370,17 +370,30 @@ pub(crate) async fn host(
                 name.1, name.0
             )))
         }
-        None => json!({
-            "address": name.1.to_string(),
-            "tenant": name.0,
-            "roles": [],
-            "score": 0.0,
-            "first_seen": null,
-            "last_seen": null,
-            "botnest": null,
-            "evidence": [],
-            "accused": false,
-        }),
+        None => {
+            // A member without evidence of its own (a victim, a peer) still has its part.
+            let membership = view.botnests.values().find_map(|b| {
+                b.members
+                    .iter()
+                    .find(|(m, _)| *m == name)
+                    .map(|(_, roles)| (b.id, roles.clone()))
+            });
+            let (botnest, roles) = match membership {
+                Some((id, roles)) => (Some(id), roles),
+                None => (None, Vec::new()),
+            };
+            json!({
+                "address": name.1.to_string(),
+                "tenant": name.0,
+                "roles": roles,
+                "score": 0.0,
+                "first_seen": null,
+                "last_seen": null,
+                "botnest": botnest,
+                "evidence": [],
+                "accused": false,
+            })
+        }
     };
     doc["channels"] = Value::Array(channels);
     doc["flows"] = Value::Array(flows);
@@ -413,7 +426,6 @@ pub(crate) async fn channels(
     let f = query(q)?;
     let view = app.shared.view();
     let limit = f.limit.unwrap_or(MAX_FLOWS).min(MAX_FLOWS);
-    let address = f.address.map(|a| a.to_string());
     let members: Option<BTreeSet<HostName>> = match f.botnest {
         Some(id) => Some(
             view.botnests
@@ -432,7 +444,7 @@ pub(crate) async fn channels(
         .filter(|c| {
             [&c.client, &c.server]
                 .iter()
-                .any(|h| host_matches(h, f.tenant.as_deref(), address.as_deref()))
+                .any(|h| host_matches(h, f.tenant.as_deref(), f.address))
         })
         .filter(|c| {
             members
@@ -613,6 +625,13 @@ pub(crate) fn status_json(app: &App) -> Value {
             "queue_drops": c.queue_drops,
             "exporters": c.domains.iter().map(|d| d.session.exporter.ip()).collect::<BTreeSet<_>>().len(),
             "errors_by_reason": c.errors_by_reason,
+        },
+        "alerts": {
+            "repeats": shared.alerts().repeats,
+            "sinks": shared.alerts().sinks.iter().map(|(name, f)| (name.to_string(), json!({
+                "sent": f.sent, "failed": f.failed, "dropped": f.dropped,
+                "suppressed": f.suppressed,
+            }))).collect::<serde_json::Map<String, Value>>(),
         },
         "watermark": e.newest(),
         "windows": {"length_s": e.window_seconds, "slide_s": e.slide_seconds},
