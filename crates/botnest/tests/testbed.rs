@@ -692,3 +692,95 @@ fn testbed_botnets_are_found_and_benign_tenants_are_not() {
     step("phase 2 checked");
     drop(bed);
 }
+
+/// GET `path` from a plain HTTP server on loopback; the body when it answered 200.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// Decodes a chunked HTTP body if it is one (axum sends JSON with a length, but be lenient).
+fn json_body(body: &str) -> Option<Value> {
+    serde_json::from_str(body).ok().or_else(|| {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            if n == 0 {
+                break;
+            }
+            out.push_str(tail.get(..n)?);
+            rest = tail.get(n + 2..)?;
+        }
+        serde_json::from_str(&out).ok()
+    })
+}
+
+#[test]
+fn demo_replays_the_recorded_testbed_into_the_console() {
+    // Any user, no Open vSwitch: the recording shipped in the binary.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--replay", "--http", &addr.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("botnest demo starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut botnests = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(v) = http_get(addr, "/api/botnests").and_then(|b| json_body(&b)) {
+            botnests = v["botnests"].as_array().cloned().unwrap_or_default();
+            if botnest_of(&botnests, "203.0.113.50:80").is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let page = http_get(addr, "/");
+    signal(child.id(), "INT");
+    let clean = wait_bounded(&mut child, Duration::from_secs(30));
+    let mut out = String::new();
+    use std::io::Read;
+    child.stdout.take().unwrap().read_to_string(&mut out).ok();
+    assert!(
+        out.contains(&format!("http://{addr}/")),
+        "the URL is printed: {out}"
+    );
+    assert!(page.is_some(), "the console is served at /");
+    assert!(clean, "botnest demo stops cleanly on SIGINT");
+
+    // The recording holds the HTTP botnet (bots of both tenants around one C2) and the P2P
+    // botnet (bots of both tenants and outside peers, no C2).
+    let http = botnest_of(&botnests, "203.0.113.50:80")
+        .unwrap_or_else(|| panic!("the HTTP botnet is shown: {botnests:#?}"));
+    assert!(has_member(http, "acme", "10.0.0.24", "bot"), "{http:#}");
+    assert!(has_member(http, "globex", "10.0.0.31", "bot"), "{http:#}");
+    let p2p = botnests
+        .iter()
+        .find(|b| has_member(b, "acme", "10.0.0.25", "bot"))
+        .unwrap_or_else(|| panic!("the P2P botnet is shown: {botnests:#?}"));
+    assert!(has_member(p2p, "globex", "10.0.0.34", "bot"), "{p2p:#}");
+    for b in &botnests {
+        let tenants = b["tenants"].as_array().unwrap();
+        assert!(
+            !tenants.iter().any(|t| t == "initech"),
+            "the benign tenant is in no botnest: {b:#}"
+        );
+    }
+}
