@@ -626,7 +626,8 @@ fn testbed_botnets_are_found_and_benign_tenants_are_not() {
     start(&["flood"], &mut started);
     step("sampling 1:100");
     // Spam survives: each bot opens about one SMTP session a second, a dozen packets each, so
-    // a few dozen sessions to ten servers or more are still sampled in a window.
+    // one session in nine or so is sampled, and ten servers' worth gathers in two to four
+    // minutes. Sampling is random, so the promise is for half of the six spamming bots.
     let sampled_expects = vec![
         expect(
             "spam from acme/10.0.0.24",
@@ -635,7 +636,16 @@ fn testbed_botnets_are_found_and_benign_tenants_are_not() {
             "10.0.0.24",
             "spam",
             None,
-            15,
+            24,
+        ),
+        expect(
+            "spam from globex/10.0.0.31",
+            "spam",
+            "globex",
+            "10.0.0.31",
+            "spam",
+            None,
+            24,
         ),
         expect(
             "spam from globex/10.0.0.32",
@@ -644,7 +654,16 @@ fn testbed_botnets_are_found_and_benign_tenants_are_not() {
             "10.0.0.32",
             "spam",
             None,
-            15,
+            24,
+        ),
+        expect(
+            "spam from globex/10.0.0.41",
+            "spam",
+            "globex",
+            "10.0.0.41",
+            "spam",
+            None,
+            24,
         ),
         expect(
             "spam from globex/10.0.0.42",
@@ -653,7 +672,16 @@ fn testbed_botnets_are_found_and_benign_tenants_are_not() {
             "10.0.0.42",
             "spam",
             None,
-            15,
+            24,
+        ),
+        expect(
+            "spam from globex/10.0.0.43",
+            "spam",
+            "globex",
+            "10.0.0.43",
+            "spam",
+            None,
+            24,
         ),
     ];
     let seen = watch(&botnest, &sampled_expects, &started);
@@ -674,8 +702,8 @@ fn testbed_botnets_are_found_and_benign_tenants_are_not() {
         }
     }
     assert!(
-        seen.iter().all(Option::is_some),
-        "findings missing at 1:100 sampling:\n{table}"
+        seen.iter().filter(|s| s.is_some()).count() >= 3,
+        "fewer than three spamming bots found at 1:100 sampling:\n{table}"
     );
     let summary = botnest.stop();
     std::fs::write(
@@ -691,6 +719,19 @@ fn testbed_botnets_are_found_and_benign_tenants_are_not() {
     }
     step("phase 2 checked");
     drop(bed);
+    if std::env::var_os("BOTNEST_LIVE_KEEP").is_none() {
+        // Nothing is left behind: no namespace, hence no veth, program or switch of the testbed.
+        let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        let left: Vec<String> = String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .filter(|l| l.starts_with("bnt-"))
+            .map(str::to_string)
+            .collect();
+        assert!(left.is_empty(), "namespaces left after teardown: {left:?}");
+        let run_dir = std::env::var("BOTNEST_TESTBED_DIR")
+            .unwrap_or_else(|_| "/run/botnest-testbed".to_string());
+        assert!(!Path::new(&run_dir).exists(), "{run_dir} is removed");
+    }
 }
 
 /// GET `path` from a plain HTTP server on loopback; the body when it answered 200.
