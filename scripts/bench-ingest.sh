@@ -10,6 +10,7 @@
 #   e.g. scripts/bench-ingest.sh --protos ipfix,v9 --rates "500000 1000000 0" --records 3000000
 #        scripts/bench-ingest.sh --rates 0 --records 4000000 --flowblast-args '--mtu 9000 --per-packet 180'
 # Environment: SHARED (default: ../shared beside the repository), WORKDIR (default /tmp/bench-ingest).
+# The load average is logged every 10 s to WORKDIR/load.log.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,9 +47,16 @@ if [[ ! -x "$FLOWBLAST" ]]; then
 fi
 
 WORKDIR="${WORKDIR:-/tmp/bench-ingest}"
+mkdir -p "$WORKDIR"
+# The machine may be shared: the load average, every 10 s, goes beside the results.
+LOADLOG="$WORKDIR/load.log"
+: > "$LOADLOG"
+( while true; do echo "$(date -u +%H:%M:%S) $(cut -d' ' -f1-3 /proc/loadavg)" >> "$LOADLOG"; sleep 10; done ) &
+LOADER=$!
+trap 'kill $LOADER 2>/dev/null' EXIT
 # botnest writes its summary on SIGTERM; the count is the records handed on to the output thread.
 COUNT='python3 -c '\''import json;print(json.load(open("{outdir}/summary.json"))["summary"]["handed_on"])'\'''
-exec "$BENCH/peer-ingest.sh" --workdir "$WORKDIR" --flowblast "$FLOWBLAST" \
+"$BENCH/peer-ingest.sh" --workdir "$WORKDIR" --flowblast "$FLOWBLAST" \
   --name botnest \
   --cmd "$BOTNEST collect --listen udp://127.0.0.1:{port} --receive-buffer {bufsize} --format none --state-dir {outdir}/state --summary-file {outdir}/summary.json" \
   --count-cmd "$COUNT" \

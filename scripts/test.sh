@@ -4,8 +4,9 @@
 # Usage: ./scripts/test.sh [--quick] [--no-install] [--help]
 #
 #   (no option)    As root on Debian, install what is missing (tshark, softflowd,
-#                  openvswitch-switch, nfdump, ethtool, iproute2, tcpdump, the cloud testbed's
-#                  servers and tools, cargo-nextest; a Rust toolchain through rustup when cargo
+#                  openvswitch-switch, nfdump, ethtool, iproute2, tcpdump, chromium, the cloud
+#                  testbed's servers and tools, cargo-nextest, the STIX validator from PyPI in a
+#                  virtual environment under target/; a Rust toolchain through rustup when cargo
 #                  itself is missing), then run every step:
 #                  rustfmt check, clippy (-D warnings), rustdoc (-D warnings), the test suite
 #                  (cargo nextest, then doctests) and the extra steps listed in EXTRA_STEPS below.
@@ -69,6 +70,7 @@ APT_PACKAGES=(
     "iproute2:ip"
     "tcpdump:tcpdump"
     "rsyslog:rsyslogd"
+    "chromium:chromium"
     # The cloud testbed (scripts/testbed.sh) and its end-to-end test.
     "nftables:nft"
     "python3:python3"
@@ -85,6 +87,7 @@ APT_PACKAGES=(
 # and is skipped with a note otherwise, so adding one here is safe before the script lands.
 EXTRA_STEPS=(
     "bounded fuzz run|scripts/fuzz.sh"
+    "web UI: vendored libraries and browser tests|scripts/test-ui.sh"
 )
 
 FAILED=()
@@ -213,7 +216,27 @@ install_nextest() {
     return 0
 }
 
+# The official STIX 2.1 validator (PyPI stix2-validator) checks the STIX export in
+# crates/botnest/tests/web.rs; it lives in a virtual environment under target/.
+STIX_VENV=target/stix-validator
+install_stix_validator() {
+    if [[ -x "$STIX_VENV/bin/stix2_validator" ]]; then
+        echo "present: $STIX_VENV/bin/stix2_validator"
+        return 0
+    fi
+    have python3 || apt_install python3 || return 1
+    if ! python3 -m venv "$STIX_VENV"; then
+        # Debian keeps venv's pip bootstrap in its own package.
+        rm -rf "$STIX_VENV"
+        apt_install python3-venv && python3 -m venv "$STIX_VENV" || return 1
+    fi
+    "$STIX_VENV/bin/pip" install --quiet stix2-validator
+}
+
 run_tests() {
+    if [[ -x "$STIX_VENV/bin/stix2_validator" ]]; then
+        export BOTNEST_STIX_VALIDATOR="$PWD/$STIX_VENV/bin/stix2_validator"
+    fi
     if [[ $QUICK -eq 1 ]]; then
         # The conformance suite reads every shared capture and runs tshark on each: slow.
         export BOTNEST_SKIP_CONFORMANCE=1
@@ -249,6 +272,7 @@ if [[ $INSTALL -eq 1 ]]; then
     step "install: system packages" install_system_packages
     step "install: rust toolchain" install_rust
     step "install: cargo-nextest" install_nextest
+    step "install: stix2-validator" install_stix_validator
     if ! have cargo; then
         echo "error: no cargo, nothing more can run" >&2
         exit 1

@@ -28,17 +28,26 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     walk(&root, &mut files);
+    // Sorted by the path as a string, the order the lookup's binary search uses (a `Path`
+    // order differs: it puts `cytoscape/` before `cytoscape-fcose/`).
+    let mut files: Vec<(String, PathBuf)> = files
+        .into_iter()
+        .map(|f| {
+            let rel = f
+                .strip_prefix(&root)
+                .expect("under assets")
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            (rel, f)
+        })
+        .collect();
     files.sort();
     let mut code =
         String::from("/// Every embedded file: its path under `assets/` and its bytes.\n");
     code.push_str("pub static FILES: &[(&str, &[u8])] = &[\n");
-    for f in &files {
-        let rel = f.strip_prefix(&root).expect("under assets");
-        let rel = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join("/");
+    for (rel, f) in &files {
         println!("cargo:rerun-if-changed={}", f.display());
         let _ = writeln!(
             code,

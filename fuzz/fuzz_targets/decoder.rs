@@ -29,6 +29,7 @@ fn config() -> DecoderConfig {
         max_domains_per_session: 4,
         max_sessions: 3,
         max_interfaces_per_domain: 8,
+        ..DecoderConfig::default()
     }
 }
 

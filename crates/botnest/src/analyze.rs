@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub struct AnalyzeArgs {
     /// Output: a readable report, or one JSON document.
     #[arg(long, value_enum, default_value = "text")]
-    pub format: ReportFormat,
+    pub format: AnalyzeFormat,
     /// Internal network (repeatable); replaces the default private and unique-local ranges.
     #[arg(long, value_name = "CIDR")]
     pub internal: Vec<ipnet::IpNet>,
@@ -28,6 +28,14 @@ pub struct AnalyzeArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// Export only this botnest (graphml, gexf, cypher, csv, stix); default: every botnest and
+    /// accused host.
+    #[arg(long, value_name = "ID")]
+    pub botnest: Option<u64>,
+    /// Write the report to this file instead of stdout; for csv, a directory that receives
+    /// nodes.csv and edges.csv.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
     /// Captures of export traffic, raw packet captures, IPFIX files, Zeek conn.log (TSV or
     /// JSON) and Argus .binetflow files.
     #[arg(required = true)]
@@ -41,6 +49,25 @@ pub enum ReportFormat {
     Text,
     /// One JSON document (schema in the README).
     Json,
+}
+
+/// Output formats of `botnest analyze`: the reports and the exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnalyzeFormat {
+    /// Botnests and host verdicts for people.
+    Text,
+    /// One JSON document (schema in the README).
+    Json,
+    /// GraphML of hosts and channels (Gephi, yEd, NetworkX).
+    Graphml,
+    /// GEXF 1.3 of hosts and channels (Gephi).
+    Gexf,
+    /// A Cypher script for Neo4j.
+    Cypher,
+    /// nodes.csv and edges.csv for neo4j-admin database import (needs --out DIR).
+    Csv,
+    /// A STIX 2.1 bundle: C2 indicators, addresses, observed traffic, relationships.
+    Stix,
 }
 
 /// Feeds decoded flows to the engine, moving its time along with the records.
@@ -124,9 +151,46 @@ pub fn run(args: &AnalyzeArgs, mut config: DetectConfig, decoder: DecoderConfig)
     }
     engine.finish();
     progress.finish();
-    match args.format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report(&engine))?),
-        ReportFormat::Text => print!("{}", text_report(&engine)),
+    let export = |format: Format| -> Result<String> {
+        let view = View::build(&engine);
+        let selection = Selection::of(&view, args.botnest)
+            .with_context(|| format!("no botnest {}", args.botnest.unwrap_or(0)))?;
+        Ok(selection.render(format))
+    };
+    let text = match args.format {
+        AnalyzeFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report(&engine))?),
+        AnalyzeFormat::Text => text_report(&engine),
+        AnalyzeFormat::Graphml => export(Format::GraphMl)?,
+        AnalyzeFormat::Gexf => export(Format::Gexf)?,
+        AnalyzeFormat::Cypher => export(Format::Cypher)?,
+        AnalyzeFormat::Stix => export(Format::Stix)?,
+        AnalyzeFormat::Csv => {
+            let dir = args
+                .out
+                .as_ref()
+                .context("--format csv writes nodes.csv and edges.csv: give --out DIR")?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for (name, format) in [
+                ("nodes.csv", Format::CsvNodes),
+                ("edges.csv", Format::CsvEdges),
+            ] {
+                let path = dir.join(name);
+                std::fs::write(&path, export(format)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            return Ok(());
+        }
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
     }
     Ok(())
 }
@@ -218,7 +282,9 @@ impl Progress {
     }
 }
 
+use botnest_web::export::{Format, Selection};
 pub use botnest_web::json::{report, rfc3339, role_name};
+use botnest_web::View;
 
 fn text_report(engine: &Engine) -> String {
     use std::fmt::Write;

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Options of `botnest collect`; they override the configuration file.
@@ -45,6 +45,11 @@ pub struct CollectArgs {
     /// Write the closing summary (one JSON line) to this file on exit.
     #[arg(long, value_name = "FILE")]
     pub summary_file: Option<PathBuf>,
+    /// Shift each exporter's record times by its clock's offset from the arrival times, as
+    /// `run` does (`[decoder.clock]`). Without it, records keep the times they were exported
+    /// with; offsets are reported either way.
+    #[arg(long)]
+    pub correct_clocks: bool,
 }
 
 /// Records handed from the reader threads to the output thread.
@@ -55,12 +60,20 @@ pub(crate) struct Batch {
     pub(crate) text: Vec<u8>,
 }
 
-/// How many records a reader thread collects before handing them on.
-const BATCH_RECORDS: usize = 1024;
+/// How many records a reader thread collects before handing them on. Each batch wakes the
+/// output thread once, so at moderate rates its size sets how often that thread runs.
+const BATCH_RECORDS: usize = 4096;
 /// How long a partial batch may wait.
 const BATCH_DELAY: Duration = Duration::from_millis(100);
-/// Batches waiting for the output thread; past this, batches are dropped and counted.
-const QUEUE_BATCHES: usize = 1024;
+/// Batches waiting for the output thread (about a million records); past this, batches are
+/// dropped and counted.
+const QUEUE_BATCHES: usize = 256;
+/// Emptied batch buffers kept for reuse.
+const SPARE_BATCHES: usize = 8;
+
+/// Batch buffers the output thread has emptied, for the reader threads to fill again: warm
+/// memory, rather than a fresh allocation whose pages the kernel must fault in for every batch.
+pub(crate) type Spare = Arc<Mutex<Vec<Vec<FlowRecord>>>>;
 
 /// The sink of each reader thread: formats records and hands them on in batches, never blocking
 /// the socket. A batch that finds the queue full is dropped and its records counted.
@@ -73,6 +86,7 @@ struct Forward {
     tx: SyncSender<Batch>,
     dropped: Arc<AtomicU64>,
     last_send: Instant,
+    spare: Spare,
 }
 
 impl Forward {
@@ -81,8 +95,11 @@ impl Forward {
         if self.records == 0 {
             return;
         }
+        let fresh = lock(&self.spare)
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BATCH_RECORDS));
         let batch = Batch {
-            flows: std::mem::replace(&mut self.flows, Vec::with_capacity(BATCH_RECORDS)),
+            flows: std::mem::replace(&mut self.flows, fresh),
             text: self.printer.take_output(),
         };
         let n = std::mem::take(&mut self.records) as u64;
@@ -136,6 +153,21 @@ pub(crate) struct Forwarding {
     pub(crate) batches: Receiver<Batch>,
     /// Records dropped because the queue was full.
     pub(crate) dropped: Arc<AtomicU64>,
+    /// Where a consumer may return emptied batch buffers (see [`recycle`]).
+    pub(crate) spare: Spare,
+}
+
+/// Hands an emptied batch buffer back to the reader threads.
+pub(crate) fn recycle(spare: &Spare, mut flows: Vec<FlowRecord>) {
+    flows.clear();
+    let mut pool = lock(spare);
+    if pool.len() < SPARE_BATCHES {
+        pool.push(flows);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Forwarding {
@@ -143,8 +175,10 @@ impl Forwarding {
     pub(crate) fn new(format: Format) -> Forwarding {
         let (tx, batches) = sync_channel::<Batch>(QUEUE_BATCHES);
         let dropped = Arc::new(AtomicU64::new(0));
+        let spare: Spare = Arc::default();
         let make_sink: SinkFactory = {
             let dropped = Arc::clone(&dropped);
+            let spare = Arc::clone(&spare);
             Arc::new(move || {
                 Box::new(Forward {
                     printer: Printer::without_header(format, Vec::new()),
@@ -154,6 +188,7 @@ impl Forwarding {
                     tx: tx.clone(),
                     dropped: Arc::clone(&dropped),
                     last_send: Instant::now(),
+                    spare: Arc::clone(&spare),
                 }) as Box<dyn Sink + Send>
             })
         };
@@ -161,6 +196,7 @@ impl Forwarding {
             make_sink,
             batches,
             dropped,
+            spare,
         }
     }
 }
@@ -175,6 +211,8 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
         .as_ref()
         .map(|d| d.join("templates.json"));
 
+    // Collected records are shown and written as exported, unless asked to correct clocks.
+    config.decoder.clock.correct &= args.correct_clocks;
     let mut decoder = Decoder::new(config.decoder.clone());
     if let Some(path) = &state_file {
         restore_templates(&mut decoder, path);
@@ -184,6 +222,7 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
         make_sink,
         batches: rx,
         dropped,
+        spare,
     } = Forwarding::new(format);
 
     if format == Format::Table {
@@ -200,7 +239,7 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
         )?),
         None => None,
     };
-    let output = std::thread::spawn(move || output_loop(rx, files));
+    let output = std::thread::spawn(move || output_loop(rx, files, &spare));
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -209,7 +248,9 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
     let mut last_save = Instant::now();
     let mut report = Report::default();
     while !stop.load(Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        // Each wake-up costs the host a context switch; a quarter of a second is soon enough
+        // to notice a signal.
+        std::thread::sleep(Duration::from_millis(250));
         if last_save.elapsed() >= Duration::from_secs(30) {
             last_save = Instant::now();
             let decoder = collector
@@ -239,6 +280,7 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
     let queue_drops = dropped.load(Relaxed);
     let mut printer = Printer::without_header(format, std::io::stdout());
     printer.summary(&decoder.totals(), decoder.errors_by_reason());
+    printer.clocks(&decoder.clocks());
     tracing::info!(
         flows,
         kernel_drops,
@@ -386,7 +428,7 @@ fn export_time_now() -> u32 {
 }
 
 /// Writes batches to stdout and files; returns the number of flow records handed on.
-fn output_loop(rx: Receiver<Batch>, mut files: Option<FileOutput>) -> u64 {
+fn output_loop(rx: Receiver<Batch>, mut files: Option<FileOutput>, spare: &Spare) -> u64 {
     let mut out = std::io::stdout().lock();
     let mut flows = 0u64;
     let mut stdout_ok = true;
@@ -413,6 +455,7 @@ fn output_loop(rx: Receiver<Batch>, mut files: Option<FileOutput>) -> u64 {
                 .and_then(|()| out.flush())
                 .is_ok();
         }
+        recycle(spare, batch.flows);
     }
     if let Some(f) = &mut files {
         if let Err(e) = f.writer.close() {

@@ -12,6 +12,12 @@
 //! pending_timeout = 30       # seconds data waits for its template
 //! max_sessions = 10000
 //!
+//! [decoder.clock]            # exporter clocks that disagree with the collector's
+//! correct = true             # shift records by the offset (run, analyze; decode and collect
+//!                            # only with --correct-clocks)
+//! tolerance = 5              # seconds of offset left alone
+//! samples = 15               # messages whose arrival - export offsets give the median
+//!
 //! [output]
 //! format = "table"           # table, json or none
 //! write = "/var/lib/botnest/ipfix"  # write rotated RFC 5655 files here
@@ -31,6 +37,11 @@
 //! [detect]
 //! allow = ["10.1.2.3", "198.51.100.0/24", "203.0.113.5:443"]  # never reported
 //! blocklists = ["/etc/botnest/feodo.csv", "/etc/botnest/drop.txt"]
+//!
+//! [detect.p2p.discovery]     # peer discovery: lone UDP datagrams to many external peers
+//! min_peers = 16             # distinct peers probed (no answer) for a verdict
+//! min_minutes = 3            # distinct minutes in which a new peer was probed
+//! min_unanswered_share = 0.75
 //!
 //! [web]                      # botnest run: web console, API, live events, /metrics
 //! listen = "127.0.0.1:8080"  # another address than loopback needs a token
@@ -133,6 +144,8 @@ mod tests {
         assert_eq!(c.listen.listen.len(), 3);
         assert_eq!(c.listen.allow.len(), 2);
         assert_eq!(c.decoder.template_lifetime.as_secs(), 1800);
+        assert_eq!(c.decoder.clock.tolerance.as_secs(), 5);
+        assert_eq!(c.detect.p2p.discovery.min_minutes, 3);
         assert_eq!(c.output.rotate_seconds, 300);
         assert_eq!(c.alerts.syslog.as_deref(), Some("udp://127.0.0.1:514"));
         assert_eq!(c.alerts.facility, crate::alerts::Facility(3));

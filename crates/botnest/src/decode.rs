@@ -19,6 +19,10 @@ pub struct DecodeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Shift each exporter's record times by its clock's offset from the arrival times, as
+    /// `run` and `analyze` do (`[decoder.clock]`). Without it, times are shown as exported.
+    #[arg(long)]
+    pub correct_clocks: bool,
     /// Captures (pcap, pcapng) of export traffic, or IPFIX files (RFC 5655).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
@@ -58,7 +62,9 @@ fn sniff(path: &Path) -> Result<InputKind> {
 }
 
 /// Runs `botnest decode`.
-pub fn run(args: &DecodeArgs, config: DecoderConfig) -> Result<()> {
+pub fn run(args: &DecodeArgs, mut config: DecoderConfig) -> Result<()> {
+    // Decoding shows what exporters sent, unless asked to correct their clocks.
+    config.clock.correct &= args.correct_clocks;
     let stdout = std::io::stdout().lock();
     let mut printer = Printer::new(args.format, std::io::BufWriter::new(stdout));
     let mut decoder = Decoder::new(config);
@@ -76,6 +82,7 @@ pub fn run(args: &DecodeArgs, config: DecoderConfig) -> Result<()> {
         }
     }
     printer.summary(&decoder.totals(), decoder.errors_by_reason());
+    printer.clocks(&decoder.clocks());
     match failed {
         Some(e) if args.inputs.len() == 1 => Err(e),
         Some(_) => anyhow::bail!("some inputs could not be read completely"),

@@ -133,6 +133,7 @@ struct WindowObs {
 /// malicious role).
 #[derive(Debug, Clone, PartialEq)]
 struct FlagState {
+    /// When the verdicts were known (event time).
     at: Timestamp,
     bots: BTreeSet<IpAddr>,
     accused: BTreeSet<IpAddr>,
@@ -279,17 +280,12 @@ impl Scorer {
             .min()
     }
 
-    /// Time of the newest evaluation once the engine has moved to `now`: windows close on
-    /// multiples of the slide, `lateness` behind the newest event time.
-    fn last_evaluation(&self, now: Timestamp) -> Timestamp {
-        let c = self.engine.config();
-        let slide = c.slide_seconds.max(1) * NS;
-        let w = now.as_unix_nanos().saturating_sub(c.lateness_seconds * NS);
-        Timestamp(w / slide * slide)
-    }
-
-    /// Keeps the verdicts and events of evaluations that ran since the last call.
-    fn after_advance(&mut self, now: Timestamp) {
+    /// Keeps the verdicts and events of evaluations that ran since the last call. `known` is
+    /// the event time at which they ran: the newest flow when the engine moved. An evaluation
+    /// of the window ending at `t` runs once the newest flow is `lateness` past `t`, and judges
+    /// every flow seen until then, so its verdicts date from then, not from `t` (dating them
+    /// at `t` would put a detection before the flows that caused it).
+    fn after_advance(&mut self, known: Timestamp) {
         self.drain_events();
         let evaluations = self.engine.stats().evaluations;
         if evaluations == self.evaluations {
@@ -297,7 +293,7 @@ impl Scorer {
         }
         self.evaluations = evaluations;
         let mut state = FlagState {
-            at: self.last_evaluation(now),
+            at: known,
             bots: BTreeSet::new(),
             accused: BTreeSet::new(),
         };
@@ -335,10 +331,10 @@ impl Scorer {
 
     fn finish(&mut self) {
         self.engine.finish();
+        // Live, the windows holding the last flows close `lateness` after them.
         let c = self.engine.config();
-        let now =
-            self.engine.newest().as_unix_nanos() + (c.lateness_seconds + c.slide_seconds) * NS;
-        self.after_advance(Timestamp(now));
+        let known = self.engine.newest().as_unix_nanos() + c.lateness_seconds * NS;
+        self.after_advance(Timestamp(known));
         let mut named = Vec::new();
         for v in self.engine.verdicts() {
             for e in v.evidence.iter().filter(|e| names_c2(e.kind)) {

@@ -1,5 +1,6 @@
 //! Printing records: a readable table, or one JSON object per record.
 
+use botnest_collect::clock::ClockState;
 use botnest_collect::{Counters, RecordMeta, Sink};
 use botnest_flow::{FlowRecord, Timestamp};
 use botnest_wire::ie::{display_name, lookup};
@@ -100,6 +101,7 @@ impl<W: Write> Printer<W> {
                     "errors": totals.errors,
                     "lost_records": totals.lost_records,
                     "lost_packets": totals.lost_packets,
+                    "clock_corrected": totals.clock_corrected,
                     "errors_by_reason": errors,
                 }});
                 self.line = summary.to_string();
@@ -121,9 +123,47 @@ impl<W: Write> Printer<W> {
                 for (reason, n) in errors {
                     let _ = write!(self.line, "\n--   {n} x {reason}");
                 }
+                if totals.clock_corrected > 0 {
+                    let _ = write!(
+                        self.line,
+                        "\n-- {} records with exporter clocks corrected",
+                        totals.clock_corrected
+                    );
+                }
                 self.emit();
             }
         }
+        self.flush();
+    }
+
+    /// Exporters whose clocks disagree with the arrival times, with the shift applied to their
+    /// records (0 when correction is off or the offset is within the tolerance).
+    pub fn clocks(&mut self, clocks: &[(botnest_collect::SessionKey, ClockState)]) {
+        let off: Vec<_> = clocks.iter().filter(|(_, c)| clock_is_off(c)).collect();
+        if off.is_empty() {
+            return;
+        }
+        match self.format {
+            Format::Json => {
+                self.line = serde_json::json!({ "clocks": clocks_json(clocks) }).to_string();
+            }
+            Format::Table | Format::None => {
+                for (i, (k, c)) in off.iter().enumerate() {
+                    if i > 0 {
+                        self.line.push('\n');
+                    }
+                    let _ = write!(
+                        self.line,
+                        "-- exporter {} clock offset {:+.3} s (arrival minus export time), \
+                         records shifted by {:+.3} s",
+                        k.exporter,
+                        c.offset_ms as f64 / 1000.0,
+                        c.correction_ms as f64 / 1000.0
+                    );
+                }
+            }
+        }
+        self.emit();
         self.flush();
     }
 }
@@ -298,5 +338,26 @@ fn tcp_flags(flags: u16) -> String {
     LETTERS
         .iter()
         .map(|&(bit, c)| if flags & bit != 0 { c } else { '.' })
+        .collect()
+}
+
+/// Whether an exporter's clock is worth reporting: more than a second off the arrival times,
+/// or its records shifted.
+fn clock_is_off(c: &ClockState) -> bool {
+    c.offset_ms.abs() > 1000 || c.correction_ms != 0
+}
+
+/// Exporters whose clocks are off, as JSON: `[{"exporter", "offset_ms", "correction_ms"}]`.
+pub fn clocks_json(clocks: &[(botnest_collect::SessionKey, ClockState)]) -> serde_json::Value {
+    clocks
+        .iter()
+        .filter(|(_, c)| clock_is_off(c))
+        .map(|(k, c)| {
+            serde_json::json!({
+                "exporter": k.exporter.to_string(),
+                "offset_ms": c.offset_ms,
+                "correction_ms": c.correction_ms,
+            })
+        })
         .collect()
 }

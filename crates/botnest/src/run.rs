@@ -15,7 +15,7 @@ use botnest_collect::{Collector, Decoder, Endpoint, RecordMeta, Sink};
 use botnest_detect::{Engine, EngineSnapshot, Event, Target};
 use botnest_flow::{FlowRecord, Timestamp};
 use botnest_web::{Action, AlertFigures, CollectorFigures, Publisher, Server, Shared};
-use botnest_web::{SinkFigures, SocketFigures};
+use botnest_web::{OperatorState, SinkFigures, SocketFigures};
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -112,6 +112,8 @@ const TICK: Duration = Duration::from_millis(200);
 const SAVE_EVERY: Duration = Duration::from_secs(30);
 /// The engine's state file in the state directory.
 const ENGINE_FILE: &str = "engine.json";
+/// What operators decided through the API (acknowledged botnests, hosts marked benign).
+const OPERATOR_FILE: &str = "operator.json";
 
 /// How often the collector's figures are published for the API.
 const FIGURES_EVERY: Duration = Duration::from_secs(1);
@@ -145,6 +147,20 @@ pub fn run(args: &RunArgs, mut config: Config) -> Result<()> {
         )
     });
 
+    let operator = state_dir.as_ref().map(|d| d.join(OPERATOR_FILE));
+    let decided = operator
+        .as_deref()
+        .map(restore_operator)
+        .unwrap_or_default();
+    for address in &decided.allowed {
+        engine.allow(Target::Net(IpNet::from(*address)));
+    }
+    if let Some((_, shared)) = &web {
+        for id in &decided.acknowledged {
+            shared.acknowledge(*id);
+        }
+    }
+
     let alerts = Alerts::open(&config.alerts)?;
     let mut blocklists = crate::intel::Watched::new(config.detect.blocklists.clone());
     if let Some(intel) = blocklists.reload_if_changed() {
@@ -159,6 +175,8 @@ pub fn run(args: &RunArgs, mut config: Config) -> Result<()> {
         last_save: Instant::now(),
         publisher,
         stop: Arc::clone(&stop),
+        operator,
+        allowed: decided.allowed,
     };
     let replayed = if args.replay.is_empty() {
         None
@@ -193,8 +211,12 @@ pub fn run(args: &RunArgs, mut config: Config) -> Result<()> {
     let mut last_save = Instant::now();
     let mut last_figures: Option<Instant> = None;
     let mut report = Report::default();
+    let mut first = true;
     while !stop.load(Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        // The collector's figures are published at once, then every second.
+        if !std::mem::take(&mut first) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         if let Some((_, shared)) = &web {
             if last_figures.is_none_or(|t| t.elapsed() >= FIGURES_EVERY) {
                 last_figures = Some(Instant::now());
@@ -253,6 +275,8 @@ pub fn run(args: &RunArgs, mut config: Config) -> Result<()> {
         "errors": totals.errors,
         "lost_records": totals.lost_records,
         "queue_drops": forwarding.dropped.load(Relaxed),
+        "clock_corrected": totals.clock_corrected,
+        "clocks": crate::output::clocks_json(&decoder.clocks()),
     });
     if let Some(path) = &args.summary_file {
         std::fs::write(path, format!("{doc}\n"))
@@ -352,6 +376,21 @@ fn startup_line(
     line
 }
 
+/// Operators' decisions saved by an earlier run; none when there is no file or it is unreadable.
+fn restore_operator(path: &Path) -> OperatorState {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable decisions");
+            OperatorState::default()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => OperatorState::default(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read decisions");
+            OperatorState::default()
+        }
+    }
+}
+
 fn restore_engine(engine: &mut Engine, path: &Path) {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -413,6 +452,10 @@ struct Detection {
     publisher: Option<Publisher>,
     /// Set on SIGINT or SIGTERM.
     stop: Arc<AtomicBool>,
+    /// Where operators' decisions are saved.
+    operator: Option<PathBuf>,
+    /// Addresses operators marked benign.
+    allowed: Vec<std::net::IpAddr>,
 }
 
 /// Records replayed between two moves of the engine's time, as `analyze` does.
@@ -442,6 +485,9 @@ impl Replay<'_> {
         }
         self.pending.clear();
         d.drain();
+        if let Some(p) = &mut d.publisher {
+            p.publish(&d.engine, false);
+        }
     }
 }
 
@@ -593,6 +639,9 @@ impl Detection {
                 Action::AllowHost { tenant, address } => {
                     tracing::info!(%address, tenant, "host allowed by an operator");
                     self.engine.allow(Target::Net(IpNet::from(address)));
+                    if !self.allowed.contains(&address) {
+                        self.allowed.push(address);
+                    }
                 }
             }
         }
@@ -625,6 +674,16 @@ impl Detection {
             if let Err(e) = save_json(path, &self.engine.snapshot()) {
                 tracing::warn!(path = %path.display(), error = %format!("{e:#}"),
                     "cannot save detection state");
+            }
+        }
+        if let (Some(path), Some(p)) = (&self.operator, &self.publisher) {
+            let decided = OperatorState {
+                acknowledged: p.shared().acknowledged_ids(),
+                allowed: self.allowed.clone(),
+            };
+            if let Err(e) = save_json(path, &decided) {
+                tracing::warn!(path = %path.display(), error = %format!("{e:#}"),
+                    "cannot save operators' decisions");
             }
         }
     }

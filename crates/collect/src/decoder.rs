@@ -5,18 +5,20 @@
 //! socket: live collection and offline files drive it the same way, so both give the same
 //! records.
 
+use crate::clock::{ClockConfig, ClockState, ExporterClock};
 use crate::ids;
 use crate::plan::{HeaderTime, Plan, SamplingFields};
 use crate::sequence::SequenceTracker;
 use crate::stats::{Counters, ErrorsByReason};
 use botnest_flow::{FlowRecord, Timestamp};
 use botnest_wire::ie::NETFLOW9_SCOPE_PEN;
-use botnest_wire::{ipfix, netflow5, netflow9, FieldSpec, Record, Template};
+use botnest_wire::{ipfix, netflow5, netflow9, FieldSpec, Layout, Record, Template};
 use serde::{Deserialize, Serialize};
 // Session, domain and template lookups happen for every message and data set; foldhash is
 // several times faster than SipHash on these small keys and still seeded per process.
 use foldhash::HashMap;
 use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +37,7 @@ pub enum Transport {
 }
 
 /// One transport session: the exporter's and the collector's transport addresses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SessionKey {
     /// UDP, TCP or file.
     pub transport: Transport,
@@ -43,6 +45,27 @@ pub struct SessionKey {
     pub exporter: SocketAddr,
     /// The collector's address and port the messages were sent to.
     pub collector: SocketAddr,
+}
+
+/// Sessions are looked up for every message. The derived hash feeds every part of both socket
+/// addresses to the hasher one by one; an IPv4 address and port fit one word, and an IPv6
+/// address is written whole. Equal keys still hash equally (the parts left out, IPv6 flow
+/// label and scope, only make more keys share a hash).
+impl Hash for SessionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let transport = self.transport as u64;
+        for addr in [&self.exporter, &self.collector] {
+            match addr {
+                SocketAddr::V4(a) => state.write_u64(
+                    transport << 48 | u64::from(a.ip().to_bits()) << 16 | u64::from(a.port()),
+                ),
+                SocketAddr::V6(a) => {
+                    state.write_u128(a.ip().to_bits());
+                    state.write_u64(transport << 48 | u64::from(a.port()));
+                }
+            }
+        }
+    }
 }
 
 impl SessionKey {
@@ -81,6 +104,8 @@ pub struct DecoderConfig {
     pub max_sessions: usize,
     /// Interface names kept per domain from options data.
     pub max_interfaces_per_domain: usize,
+    /// Correction of exporter clocks that disagree with the collector's ([`crate::clock`]).
+    pub clock: ClockConfig,
 }
 
 impl Default for DecoderConfig {
@@ -93,6 +118,7 @@ impl Default for DecoderConfig {
             max_domains_per_session: 1024,
             max_sessions: 10_000,
             max_interfaces_per_domain: 65_536,
+            clock: ClockConfig::default(),
         }
     }
 }
@@ -198,7 +224,18 @@ impl DecodeError {
 pub struct Compiled {
     /// The template as received.
     pub template: Template,
+    layout: Layout,
     plan: Plan,
+}
+
+impl Compiled {
+    fn new(template: Template) -> Compiled {
+        Compiled {
+            layout: template.layout(),
+            plan: Plan::compile(&template),
+            template,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -255,6 +292,7 @@ struct Session {
     pending_bytes: usize,
     last_seen: Timestamp,
     last_log: HashMap<&'static str, Timestamp>,
+    clock: ExporterClock,
 }
 
 /// Decodes export messages from many exporters. See the module docs.
@@ -264,8 +302,7 @@ pub struct Decoder {
     sessions: HashMap<SessionKey, Session>,
     /// Counters of sessions that were closed or evicted, so totals never go backwards.
     retired: Counters,
-    errors_by_reason: ErrorsByReason,
-    unattributed: Counters,
+    tally: Tally,
 }
 
 /// The v5 record layout as an IPFIX template of IANA elements, so v5 records are decoded, shown
@@ -301,8 +338,7 @@ fn netflow5_template() -> &'static Arc<Compiled> {
                 f(ids::PADDING_OCTETS, 2),
             ],
         };
-        let plan = Plan::compile(&template);
-        Arc::new(Compiled { template, plan })
+        Arc::new(Compiled::new(template))
     })
 }
 
@@ -347,27 +383,27 @@ impl Decoder {
             self.count_error(key, 0, now, e);
             return Err(e);
         }
-        if !self.sessions.contains_key(key) {
-            if let Err(e) = self.admit(key, now) {
-                self.unattributed.messages += 1;
-                self.unattributed.errors += 1;
-                *self.errors_by_reason.entry(e.reason()).or_default() += 1;
-                return Err(e);
-            }
+        // One lookup of the session for a known exporter; a new one is admitted first.
+        if let Some(s) = self.sessions.get_mut(key) {
+            let ctx = Ctx {
+                config: &self.config,
+                tally: &mut self.tally,
+                s,
+            };
+            return ctx.decode(key, now, version, bytes, sink);
         }
-        let mut first_error = None;
-        let mut report = |e: DecodeError| {
-            first_error.get_or_insert(e);
+        if let Err(e) = self.admit(key, now) {
+            self.tally.unattributed.messages += 1;
+            self.tally.unattributed.errors += 1;
+            *self.tally.errors_by_reason.entry(e.reason()).or_default() += 1;
+            return Err(e);
+        }
+        let ctx = Ctx {
+            config: &self.config,
+            tally: &mut self.tally,
+            s: self.sessions.get_mut(key).expect("session admitted above"),
         };
-        match version {
-            ipfix::VERSION => self.decode_ipfix(key, now, bytes, sink, &mut report),
-            netflow9::VERSION => self.decode_v9(key, now, bytes, sink, &mut report),
-            _ => self.decode_v5(key, now, bytes, sink, &mut report),
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        ctx.decode(key, now, version, bytes, sink)
     }
 
     /// Makes room for a new session, or refuses it.
@@ -405,6 +441,22 @@ impl Decoder {
         }
     }
 
+    /// Counts an error of a message that may have no session.
+    fn count_error(&mut self, key: &SessionKey, domain: u32, now: Timestamp, e: DecodeError) {
+        match self.sessions.get_mut(key) {
+            Some(s) => Ctx {
+                config: &self.config,
+                tally: &mut self.tally,
+                s,
+            }
+            .count_error(key, domain, now, e),
+            None => {
+                *self.tally.errors_by_reason.entry(e.reason()).or_default() += 1;
+                self.tally.unattributed.errors += 1;
+            }
+        }
+    }
+
     /// Forgets a session (a TCP connection closed, or an idle exporter evicted), keeping its
     /// counts in the totals.
     pub fn close_session(&mut self, key: &SessionKey) {
@@ -414,16 +466,53 @@ impl Decoder {
             }
         }
     }
+}
+
+/// Counters kept outside any session: errors by reason, and what could not be attributed.
+#[derive(Debug, Default)]
+struct Tally {
+    errors_by_reason: ErrorsByReason,
+    unattributed: Counters,
+}
+
+/// One message's view of the decoder: its session, looked up once, and the shared state.
+struct Ctx<'a> {
+    config: &'a DecoderConfig,
+    tally: &'a mut Tally,
+    s: &'a mut Session,
+}
+
+impl Ctx<'_> {
+    /// Decodes one message of a known export version in this session.
+    fn decode(
+        mut self,
+        key: &SessionKey,
+        now: Timestamp,
+        version: u16,
+        bytes: &[u8],
+        sink: &mut dyn Sink,
+    ) -> Result<(), DecodeError> {
+        let mut first_error = None;
+        let mut report = |e: DecodeError| {
+            first_error.get_or_insert(e);
+        };
+        match version {
+            ipfix::VERSION => self.decode_ipfix(key, now, bytes, sink, &mut report),
+            netflow9::VERSION => self.decode_v9(key, now, bytes, sink, &mut report),
+            _ => self.decode_v5(key, now, bytes, sink, &mut report),
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 
     fn count_error(&mut self, key: &SessionKey, domain: u32, now: Timestamp, e: DecodeError) {
-        *self.errors_by_reason.entry(e.reason()).or_default() += 1;
-        let Some(s) = self.sessions.get_mut(key) else {
-            self.unattributed.errors += 1;
-            return;
-        };
+        *self.tally.errors_by_reason.entry(e.reason()).or_default() += 1;
+        let s = &mut *self.s;
         match s.domains.get_mut(&domain) {
             Some(d) => d.counters.errors += 1,
-            None => self.unattributed.errors += 1,
+            None => self.tally.unattributed.errors += 1,
         }
         // At most one log line per session and reason every ten seconds of arrival time.
         let last = s.last_log.entry(e.reason()).or_default();
@@ -454,16 +543,15 @@ impl Decoder {
         report(e);
     }
 
-    fn domain_mut(&mut self, key: &SessionKey, domain: u32) -> Result<&mut Domain, DecodeError> {
+    fn domain_mut(&mut self, domain: u32) -> Result<&mut Domain, DecodeError> {
         let max = self.config.max_domains_per_session;
-        let s = self
-            .sessions
-            .get_mut(key)
-            .expect("session admitted before decoding");
-        if !s.domains.contains_key(&domain) && s.domains.len() >= max {
-            return Err(DecodeError::DomainLimit);
+        let s = &mut *self.s;
+        let full = s.domains.len() >= max;
+        match s.domains.entry(domain) {
+            std::collections::hash_map::Entry::Occupied(d) => Ok(d.into_mut()),
+            std::collections::hash_map::Entry::Vacant(_) if full => Err(DecodeError::DomainLimit),
+            std::collections::hash_map::Entry::Vacant(v) => Ok(v.insert(Domain::default())),
         }
-        Ok(s.domains.entry(domain).or_default())
     }
 
     fn decode_ipfix(
@@ -506,10 +594,10 @@ impl Decoder {
                                 self.define(key, ctx, t, sink, report)
                             }
                             Ok(ipfix::TemplateRecord::Withdraw { template_id }) => {
-                                self.withdraw(key, ctx.domain, Some(template_id), options)
+                                self.withdraw(ctx.domain, Some(template_id), options)
                             }
                             Ok(ipfix::TemplateRecord::WithdrawAll) => {
-                                self.withdraw(key, ctx.domain, None, options)
+                                self.withdraw(ctx.domain, None, options)
                             }
                             Err(e) => {
                                 self.fail(key, ctx.domain, now, e, report);
@@ -624,19 +712,20 @@ impl Decoder {
 
     /// Counts the message and refreshes the session's clock.
     fn begin_message(&mut self, key: &SessionKey, ctx: MessageCtx) -> Result<(), DecodeError> {
-        match self.domain_mut(key, ctx.domain) {
+        match self.domain_mut(ctx.domain) {
             Ok(d) => d.counters.messages += 1,
             Err(e) => {
                 self.count_error(key, ctx.domain, ctx.arrival, e);
                 return Err(e);
             }
         }
-        let s = self
-            .sessions
-            .get_mut(key)
-            .expect("session admitted before decoding");
+        let s = &mut *self.s;
         s.last_seen = s.last_seen.max(ctx.arrival);
-        self.expire_pending(key, ctx.arrival);
+        if key.transport != Transport::File {
+            let export = Timestamp::from_unix_millis(ctx.header.export_millis);
+            s.clock.observe(&self.config.clock, export, ctx.arrival);
+        }
+        self.expire_pending(ctx.arrival);
         Ok(())
     }
 
@@ -648,9 +737,7 @@ impl Decoder {
         count: Option<u32>,
         lost: impl FnOnce(&mut Counters, u64),
     ) {
-        let Some(s) = self.sessions.get_mut(key) else {
-            return;
-        };
+        let s = &mut *self.s;
         let across = s.sequence.observe(seq, count);
         // RFC 7011 section 3.1 numbers records per observation domain, but Open vSwitch numbers
         // them per exporter. A message of one domain that continues exactly where another
@@ -683,10 +770,7 @@ impl Decoder {
     ) {
         let limit = self.config.max_templates_per_session;
         let lifetime = self.config.template_lifetime.as_nanos() as u64;
-        let s = self
-            .sessions
-            .get_mut(key)
-            .expect("session admitted before decoding");
+        let s = &mut *self.s;
         let slot = (ctx.domain, template.id);
         if !s.templates.contains_key(&slot) && s.templates.len() >= limit {
             // UDP templates past their lifetime are gone (RFC 7011 section 8.4); they must not
@@ -709,8 +793,7 @@ impl Decoder {
         match s.templates.get_mut(&slot) {
             Some(entry) if unchanged => entry.refreshed = entry.refreshed.max(ctx.arrival),
             _ => {
-                let plan = Plan::compile(&template);
-                let compiled = Arc::new(Compiled { template, plan });
+                let compiled = Arc::new(Compiled::new(template));
                 s.templates.insert(
                     slot,
                     TemplateEntry {
@@ -726,11 +809,8 @@ impl Decoder {
         self.replay_pending(key, ctx.domain, slot.1, sink, report);
     }
 
-    fn withdraw(&mut self, key: &SessionKey, domain: u32, id: Option<u16>, options: bool) {
-        let s = self
-            .sessions
-            .get_mut(key)
-            .expect("session admitted before decoding");
+    fn withdraw(&mut self, domain: u32, id: Option<u16>, options: bool) {
+        let s = &mut *self.s;
         match id {
             Some(id) => {
                 s.templates.remove(&(domain, id));
@@ -756,7 +836,7 @@ impl Decoder {
         now: Timestamp,
     ) -> Option<Arc<Compiled>> {
         let lifetime = self.config.template_lifetime.as_nanos() as u64;
-        let s = self.sessions.get_mut(key)?;
+        let s = &mut *self.s;
         let entry = s.templates.get(&(domain, id))?;
         if key.transport == Transport::Udp && now.0.saturating_sub(entry.refreshed.0) > lifetime {
             s.templates.remove(&(domain, id));
@@ -779,21 +859,53 @@ impl Decoder {
         sink: &mut dyn Sink,
         report: &mut dyn FnMut(DecodeError),
     ) -> Option<u32> {
+        // The common case, a live template, borrows it where it is rather than taking a
+        // reference count per set.
+        let lifetime = self.config.template_lifetime.as_nanos() as u64;
+        let Session {
+            templates,
+            domains,
+            clock,
+            ..
+        } = &mut *self.s;
+        if let Some(entry) = templates.get(&(ctx.domain, set_id)) {
+            let live = key.transport != Transport::Udp
+                || ctx.arrival.0.saturating_sub(entry.refreshed.0) <= lifetime;
+            if live {
+                let Some(d) = domains.get_mut(&ctx.domain) else {
+                    return Some(0);
+                };
+                let shift = clock.correction_ns();
+                let (n, overrun) = decode_records(
+                    self.config,
+                    d,
+                    key,
+                    ctx,
+                    &entry.compiled,
+                    body,
+                    None,
+                    shift,
+                    sink,
+                );
+                if let Some(e) = overrun {
+                    self.count_error(key, ctx.domain, ctx.arrival, e);
+                    report(e);
+                }
+                return Some(n);
+            }
+        }
         match self.template(key, ctx.domain, set_id, ctx.arrival) {
             Some(c) => Some(self.records(key, ctx, &c, body, None, sink, report)),
             None => {
-                self.hold(key, ctx, set_id, body);
+                self.hold(ctx, set_id, body);
                 None
             }
         }
     }
 
-    fn hold(&mut self, key: &SessionKey, ctx: MessageCtx, template_id: u16, body: &[u8]) {
+    fn hold(&mut self, ctx: MessageCtx, template_id: u16, body: &[u8]) {
         let max = self.config.max_pending_bytes;
-        let s = self
-            .sessions
-            .get_mut(key)
-            .expect("session admitted before decoding");
+        let s = &mut *self.s;
         if let Some(d) = s.domains.get_mut(&ctx.domain) {
             d.counters.pending_sets += 1;
         }
@@ -825,11 +937,9 @@ impl Decoder {
         s.pending.push_back(held);
     }
 
-    fn expire_pending(&mut self, key: &SessionKey, now: Timestamp) {
+    fn expire_pending(&mut self, now: Timestamp) {
         let timeout = self.config.pending_timeout.as_nanos() as u64;
-        let Some(s) = self.sessions.get_mut(key) else {
-            return;
-        };
+        let s = &mut *self.s;
         while let Some(p) = s.pending.front() {
             if now.0.saturating_sub(p.arrival.0) <= timeout {
                 break;
@@ -850,9 +960,7 @@ impl Decoder {
         sink: &mut dyn Sink,
         report: &mut dyn FnMut(DecodeError),
     ) {
-        let Some(s) = self.sessions.get_mut(key) else {
-            return;
-        };
+        let s = &mut *self.s;
         if !s
             .pending
             .iter()
@@ -890,88 +998,34 @@ impl Decoder {
         sink: &mut dyn Sink,
         report: &mut dyn FnMut(DecodeError),
     ) -> u32 {
-        let template = &compiled.template;
-        let s = self
-            .sessions
-            .get_mut(key)
-            .expect("session admitted before decoding");
-        let Some(d) = s.domains.get_mut(&ctx.domain) else {
+        let shift = self.s.clock.correction_ns();
+        let Some(d) = self.s.domains.get_mut(&ctx.domain) else {
             return 0;
         };
-        let mut header = ctx.header;
-        header.system_init_ms = d.system_init_ms;
-        let export_time = Timestamp::from_unix_millis(header.export_millis);
-        let mut n = 0u32;
-        let mut overrun = None;
-        let options = template.is_options();
-        // Copied for each record: cheaper than building the defaults again.
-        let prototype = FlowRecord {
-            exporter: key.exporter.ip(),
-            observation_domain: ctx.domain,
-            ..FlowRecord::default()
-        };
-        for rec in template.records(body) {
-            let rec = match rec {
-                Ok(r) => r,
-                Err(o) => {
-                    overrun = Some(DecodeError::RecordOverrun {
-                        template_id: template.id,
-                        offset: o.offset,
-                    });
-                    break;
-                }
-            };
-            n += 1;
-            if options {
-                d.counters.options_records += 1;
-                learn_options(d, &rec, self.config.max_interfaces_per_domain);
-                let meta = RecordMeta {
-                    version: ctx.version,
-                    session: key,
-                    domain: ctx.domain,
-                    template_id: template.id,
-                    export_time,
-                    input_interface_name: None,
-                    output_interface_name: None,
-                };
-                sink.options(&meta, &rec);
-                continue;
-            }
-            d.counters.records += 1;
-            let mut flow = prototype;
-            let fields = compiled.plan.apply(&rec, header, &mut flow);
-            flow.sampling_interval = sampling_for(&d.sampling, fields, header_sampling);
-            let name = |i: u32| d.interfaces.get(&i).map(|n| &**n);
-            let meta = RecordMeta {
-                version: ctx.version,
-                session: key,
-                domain: ctx.domain,
-                template_id: template.id,
-                export_time,
-                input_interface_name: if d.interfaces.is_empty() {
-                    None
-                } else {
-                    name(flow.input_interface)
-                },
-                output_interface_name: if d.interfaces.is_empty() {
-                    None
-                } else {
-                    name(flow.output_interface)
-                },
-            };
-            sink.flow(&meta, &flow, &rec);
-        }
+        let (n, overrun) = decode_records(
+            self.config,
+            d,
+            key,
+            ctx,
+            compiled,
+            body,
+            header_sampling,
+            shift,
+            sink,
+        );
         if let Some(e) = overrun {
             self.count_error(key, ctx.domain, ctx.arrival, e);
             report(e);
         }
         n
     }
+}
 
+impl Decoder {
     /// Totals over every session, including closed ones.
     pub fn totals(&self) -> Counters {
         let mut t = self.retired.clone();
-        t.add(&self.unattributed);
+        t.add(&self.tally.unattributed);
         for s in self.sessions.values() {
             for d in s.domains.values() {
                 t.add(&d.counters);
@@ -1017,9 +1071,26 @@ impl Decoder {
         out
     }
 
+    /// Clock offsets of the sessions tracked now, and the corrections applied to their records.
+    pub fn clocks(&self) -> Vec<(SessionKey, ClockState)> {
+        let mut out: Vec<_> = self
+            .sessions
+            .iter()
+            .map(|(k, s)| {
+                let state = ClockState {
+                    offset_ms: s.clock.estimate(),
+                    correction_ms: s.clock.correction_ms(),
+                };
+                (*k, state)
+            })
+            .collect();
+        out.sort_by_key(|(k, _)| *k);
+        out
+    }
+
     /// Errors by reason since the decoder started.
     pub fn errors_by_reason(&self) -> &ErrorsByReason {
-        &self.errors_by_reason
+        &self.tally.errors_by_reason
     }
 
     /// Number of sessions and templates held, and bytes of held data sets (with their
@@ -1073,8 +1144,7 @@ impl Decoder {
                 continue;
             }
             s.domains.entry(t.domain).or_default();
-            let plan = Plan::compile(&template);
-            let compiled = Arc::new(Compiled { template, plan });
+            let compiled = Arc::new(Compiled::new(template));
             s.templates.insert(
                 (t.domain, t.template.id),
                 TemplateEntry {
@@ -1086,6 +1156,92 @@ impl Decoder {
         }
         n
     }
+}
+
+/// Decodes the records of one data set with a known template into the sink. Returns how many
+/// records the set held, and the overrun that ended it early, if one did.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn decode_records(
+    config: &DecoderConfig,
+    d: &mut Domain,
+    key: &SessionKey,
+    ctx: MessageCtx,
+    compiled: &Compiled,
+    body: &[u8],
+    header_sampling: Option<u32>,
+    clock_shift: i64,
+    sink: &mut dyn Sink,
+) -> (u32, Option<DecodeError>) {
+    let template = &compiled.template;
+    let mut header = ctx.header;
+    header.system_init_ms = d.system_init_ms;
+    let export_time = Timestamp::from_unix_millis(header.export_millis);
+    let mut n = 0u32;
+    let mut overrun = None;
+    let options = template.is_options();
+    // Copied for each record: cheaper than building the defaults again.
+    let prototype = FlowRecord {
+        exporter: key.exporter.ip(),
+        observation_domain: ctx.domain,
+        ..FlowRecord::default()
+    };
+    for rec in template.records_with(&compiled.layout, body) {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(o) => {
+                overrun = Some(DecodeError::RecordOverrun {
+                    template_id: template.id,
+                    offset: o.offset,
+                });
+                break;
+            }
+        };
+        n += 1;
+        if options {
+            d.counters.options_records += 1;
+            learn_options(d, &rec, &compiled.plan, config.max_interfaces_per_domain);
+            let meta = RecordMeta {
+                version: ctx.version,
+                session: key,
+                domain: ctx.domain,
+                template_id: template.id,
+                export_time,
+                input_interface_name: None,
+                output_interface_name: None,
+            };
+            sink.options(&meta, &rec);
+            continue;
+        }
+        d.counters.records += 1;
+        let mut flow = prototype;
+        let fields = compiled.plan.apply(&rec, header, &mut flow);
+        if clock_shift != 0 {
+            crate::clock::shift(&mut flow, clock_shift);
+            d.counters.clock_corrected += 1;
+        }
+        flow.sampling_interval = sampling_for(&d.sampling, fields, header_sampling);
+        let name = |i: u32| d.interfaces.get(&i).map(|n| &**n);
+        let meta = RecordMeta {
+            version: ctx.version,
+            session: key,
+            domain: ctx.domain,
+            template_id: template.id,
+            export_time,
+            input_interface_name: if d.interfaces.is_empty() {
+                None
+            } else {
+                name(flow.input_interface)
+            },
+            output_interface_name: if d.interfaces.is_empty() {
+                None
+            } else {
+                name(flow.output_interface)
+            },
+        };
+        sink.flow(&meta, &flow, &rec);
+    }
+    (n, overrun)
 }
 
 /// Drops a session's templates not refreshed within `lifetime` of `now`, counting them.
@@ -1116,9 +1272,8 @@ fn sampling_for(s: &Sampling, f: SamplingFields, header: Option<u32>) -> u32 {
 }
 
 /// Reads what an options record says about sampling, interface names and system init time.
-fn learn_options(d: &mut Domain, rec: &Record<'_>, max_interfaces: usize) {
+fn learn_options(d: &mut Domain, rec: &Record<'_>, plan: &Plan, max_interfaces: usize) {
     let mut flow = FlowRecord::default();
-    let plan = Plan::compile(rec.template());
     let fields = plan.apply(rec, HeaderTime::default(), &mut flow);
     if let Some(interval) = fields.interval {
         match fields.selector {

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod clock;
 pub mod decoder;
 pub mod export;
 pub mod framing;

@@ -281,9 +281,10 @@ fn bind_udp(addr: SocketAddr, rcvbuf: usize) -> io::Result<UdpSocket> {
         tracing::warn!(%addr, error = %e, "could not set the UDP receive buffer");
     }
     let granted = sock.recv_buffer_size().unwrap_or(0);
-    // Linux reports twice the size it accounts for; anything below the request means the
-    // request was capped by net.core.rmem_max.
-    if granted < rcvbuf {
+    // Linux doubles the size asked for (the other half covers its bookkeeping) and reports the
+    // doubled size; anything below twice the request means the request was capped by
+    // net.core.rmem_max.
+    if granted < rcvbuf.saturating_mul(2) {
         tracing::warn!(
             %addr, asked = rcvbuf, granted,
             "UDP receive buffer capped by net.core.rmem_max: bursts may be dropped by the kernel"
@@ -326,23 +327,30 @@ const BATCH: usize = 32;
 const MAX_DATAGRAM: usize = 65_536;
 
 /// The longest pause after a socket was drained, to let datagrams gather.
-const MAX_NAP: Duration = Duration::from_millis(10);
+const MAX_NAP: Duration = Duration::from_millis(20);
 
 /// The longest a reader thread may pause after it drained its socket: the time the kernel's
-/// buffer (`granted` bytes, half of it for data) takes to fill at 1 GB/s of export traffic
-/// (8 Gbit/s), and never more than [`MAX_NAP`]. Flow records are seconds old when exported, so
-/// such a delay is immaterial.
+/// buffer takes to fill at 1 GB/s, and never more than [`MAX_NAP`]. `granted` is the size
+/// Linux reports, twice the size asked for; what it counts against that size is each
+/// datagram's whole allocation (payload and bookkeeping, about 1.6 times the payload of a
+/// 1500-byte datagram), so 1 GB/s of it is about 5 Gbit/s of export traffic. Flow records are
+/// seconds old when exported, so such a delay is immaterial.
 fn nap_bound(granted: usize) -> Duration {
-    Duration::from_nanos(granted as u64 / 2).min(MAX_NAP)
+    Duration::from_nanos(granted as u64).min(MAX_NAP)
 }
 
-/// How long to pause after reading `n` datagrams (fewer than a batch) that gathered over
-/// `since_last`. Every wake-up costs a context switch, which at moderate rates cost more than
-/// decoding the one or two datagrams each wake-up found; pausing about as long as a full batch
-/// takes to arrive at the recent rate lets the next call read a batch at once.
-fn nap_after(n: usize, since_last: Duration, bound: Duration) -> Duration {
-    let per_datagram = since_last / n.max(1) as u32;
-    per_datagram.saturating_mul(BATCH as u32).min(bound)
+/// Datagrams a reader thread aims to find queued each time it wakes up, read in batches of
+/// [`BATCH`] without blocking in between.
+const PER_WAKE: usize = 8 * BATCH;
+
+/// How long to pause after the socket was drained, `n` datagrams having been read over the
+/// last `cycle` (since the previous pause began). Every wake-up costs a context switch,
+/// which at moderate rates cost more than decoding the few datagrams each wake-up found;
+/// pausing about as long as [`PER_WAKE`] datagrams take to arrive at that rate lets the next
+/// wake-up read them all at once.
+fn nap_after(n: usize, cycle: Duration, bound: Duration) -> Duration {
+    let per_datagram = cycle / n.max(1) as u32;
+    per_datagram.saturating_mul(PER_WAKE as u32).min(bound)
 }
 
 /// Buffers for a batch of datagrams and what `recvmmsg` said about each.
@@ -363,9 +371,10 @@ impl Datagrams {
         }
     }
 
-    /// Waits (up to the socket's read timeout) for at least one datagram, then takes every
-    /// datagram already queued, up to [`BATCH`]. Returns how many were read.
-    fn receive(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+    /// Takes every datagram already queued, up to [`BATCH`]. With `wait`, first waits (up to
+    /// the socket's read timeout) for at least one; without, an empty socket is `WouldBlock`.
+    /// Returns how many were read.
+    fn receive(&mut self, sock: &UdpSocket, wait: bool) -> io::Result<usize> {
         use std::os::unix::io::AsRawFd;
         let mut chunks = self.buf.chunks_exact_mut(MAX_DATAGRAM);
         let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
@@ -374,7 +383,11 @@ impl Datagrams {
             sock.as_raw_fd(),
             &mut self.headers,
             iovs.iter_mut(),
-            MsgFlags::MSG_WAITFORONE,
+            if wait {
+                MsgFlags::MSG_WAITFORONE
+            } else {
+                MsgFlags::MSG_DONTWAIT
+            },
             None,
         )
         .map_err(io::Error::from)?;
@@ -408,10 +421,14 @@ fn udp_loop(sock: UdpSocket, shared: &Shared, stats: &SocketStats) {
         .unwrap_or(crate::decoder::UNKNOWN_EXPORTER);
     let inode = socket_inode(&sock);
     let nap_max = nap_bound(SockRef::from(&sock).recv_buffer_size().unwrap_or(0));
-    let mut last_batch = Instant::now();
     let mut sink = (shared.make_sink)();
     let mut batch = Datagrams::new();
     let mut last_drop_check = Instant::now();
+    // Whether the next read may block: not while draining a socket that gave a full batch, so
+    // that a drained socket leads to a pause, never to one more wake-up for a few datagrams.
+    let mut wait = true;
+    // Datagrams read since the last pause began, for the rate the next pause is sized by.
+    let (mut cycle_start, mut cycle_datagrams) = (Instant::now(), 0usize);
     while !shared.shutdown.load(Relaxed) {
         if last_drop_check.elapsed() >= Duration::from_secs(1) {
             last_drop_check = Instant::now();
@@ -419,8 +436,9 @@ fn udp_loop(sock: UdpSocket, shared: &Shared, stats: &SocketStats) {
                 stats.kernel_drops.store(drops, Relaxed);
             }
         }
-        let n = match batch.receive(&sock) {
+        let n = match batch.receive(&sock, wait) {
             Ok(n) => n,
+            Err(e) if !wait && e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -437,15 +455,19 @@ fn udp_loop(sock: UdpSocket, shared: &Shared, stats: &SocketStats) {
                 continue;
             }
         };
-        let since_last = last_batch.elapsed();
-        last_batch = Instant::now();
-        decode_batch(&batch, n, local, shared, stats, sink.as_mut());
-        sink.flush();
-        if n < BATCH {
-            let nap = nap_after(n, since_last, nap_max);
-            if !nap.is_zero() {
-                std::thread::sleep(nap);
-            }
+        if n > 0 {
+            decode_batch(&batch, n, local, shared, stats, sink.as_mut());
+            sink.flush();
+            cycle_datagrams += n;
+        }
+        if n == BATCH {
+            wait = false;
+            continue;
+        }
+        let nap = nap_after(cycle_datagrams, cycle_start.elapsed(), nap_max);
+        (cycle_start, cycle_datagrams, wait) = (Instant::now(), 0, true);
+        if !nap.is_zero() {
+            std::thread::sleep(nap);
         }
     }
     sink.flush();
@@ -693,19 +715,20 @@ mod tests {
 
     #[test]
     fn naps_are_bounded_by_the_receive_buffer() {
-        // The kernel's default buffer (212,992 bytes) half-fills in 106 us at 1 GB/s.
-        assert_eq!(nap_bound(212_992), Duration::from_nanos(106_496));
+        // The kernel's default buffer (212,992 bytes, reported as 425,984) fills in 426 us at
+        // 1 GB/s.
+        assert_eq!(nap_bound(425_984), Duration::from_nanos(425_984));
         assert_eq!(nap_bound(64 << 20), MAX_NAP);
         assert_eq!(nap_bound(0), Duration::ZERO);
     }
 
     #[test]
-    fn naps_last_about_as_long_as_a_batch_takes_to_arrive() {
-        let ms = Duration::from_millis;
-        // 4 datagrams in 2 ms: a batch of 32 takes 16 ms, within a 20 ms bound.
-        assert_eq!(nap_after(4, ms(2), ms(20)), ms(16));
-        assert_eq!(nap_after(4, ms(2), ms(5)), ms(5));
-        assert_eq!(nap_after(0, ms(2), ms(100)), ms(64));
+    fn naps_last_about_as_long_as_a_wake_ups_datagrams_take_to_arrive() {
+        let us = Duration::from_micros;
+        // 64 datagrams in 2 ms: the 256 of a wake-up take 8 ms, within a 10 ms bound.
+        assert_eq!(nap_after(64, us(2000), us(10_000)), us(8000));
+        assert_eq!(nap_after(64, us(2000), us(5000)), us(5000));
+        assert_eq!(nap_after(0, us(2), us(100_000)), us(512));
     }
 
     #[test]

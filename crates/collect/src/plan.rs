@@ -193,29 +193,97 @@ pub struct Plan {
     varlen: Option<Vec<u16>>,
     /// Whether records carry addresses at all (options records and odd templates do not).
     has_addresses: bool,
-    /// The straight-line form of the plan, when the template allows it.
+    /// The straight-line form of the plan, when the template allows it: read with the record's
+    /// segments when the template has variable-length fields.
     direct: Option<Direct>,
 }
 
-/// Where a value sits in a fixed-length record.
+/// Where a value sits in a record: at a fixed offset from the start of its segment (the record
+/// itself for fixed-length templates), or, for a variable-length field, the value that the
+/// segment's length prefix announces.
 #[derive(Debug, Clone, Copy)]
 struct At {
+    segment: u8,
     offset: u16,
     len: u16,
 }
 
-impl At {
+/// Finds the bytes of a value in one record.
+trait Locate {
+    fn get(&self, at: At) -> Option<&[u8]>;
+}
+
+/// A record of a template without variable-length fields: offsets are from its start.
+struct Flat<'a>(&'a [u8]);
+
+impl Locate for Flat<'_> {
     #[inline]
-    fn get(self, bytes: &[u8]) -> Option<&[u8]> {
-        let start = usize::from(self.offset);
-        bytes.get(start..start + usize::from(self.len))
+    fn get(&self, at: At) -> Option<&[u8]> {
+        let start = usize::from(at.offset);
+        self.0.get(start..start + usize::from(at.len))
     }
 }
 
-/// A plan for the common shape of flow templates: fixed-length records that carry each value
-/// at most once, none of them needing options data or another field to be read. Records are then
-/// read by straight-line code, one predictable branch per value, rather than by one dispatch per
-/// template field; the values come out exactly as [`store`] and [`resolve`] would give them.
+/// A record of a template with a few variable-length fields, its segments located from their
+/// length prefixes.
+struct Segments<'a> {
+    bytes: &'a [u8],
+    /// Where each segment starts; unused past the template's count.
+    starts: [usize; MAX_SEGMENTS + 1],
+    /// Start and length of each variable-length value.
+    values: [(usize, usize); MAX_SEGMENTS],
+}
+
+impl<'a> Segments<'a> {
+    /// Reads the length prefixes (RFC 7011 section 7: one byte, or 255 and two more), each at
+    /// its offset in its segment. `None` when one lies past the record (which a record split
+    /// from its set never does): the general path then reads it.
+    #[inline]
+    fn new(varlen: &[u16], b: &'a [u8]) -> Option<Segments<'a>> {
+        let mut seg = Segments {
+            bytes: b,
+            starts: [0; MAX_SEGMENTS + 1],
+            values: [(0, 0); MAX_SEGMENTS],
+        };
+        for (k, &off) in varlen.iter().enumerate().take(MAX_SEGMENTS) {
+            let at = seg.starts[k] + usize::from(off);
+            let (len, prefix) = match b.get(at) {
+                Some(255) => match b.get(at + 1..at + 3) {
+                    Some(l) => (usize::from(u16::from_be_bytes([l[0], l[1]])), 3),
+                    None => return None,
+                },
+                Some(&n) => (usize::from(n), 1),
+                None => return None,
+            };
+            seg.values[k] = (at + prefix, len);
+            seg.starts[k + 1] = at + prefix + len;
+        }
+        Some(seg)
+    }
+}
+
+impl Locate for Segments<'_> {
+    #[inline]
+    fn get(&self, at: At) -> Option<&[u8]> {
+        let k = usize::from(at.segment);
+        let (start, len) = if at.len == VARIABLE_LENGTH {
+            *self.values.get(k)?
+        } else {
+            (
+                self.starts.get(k)? + usize::from(at.offset),
+                usize::from(at.len),
+            )
+        };
+        self.bytes.get(start..start + len)
+    }
+}
+
+/// A plan for the common shapes of flow templates: records that carry each value at most once
+/// (or counters of several priorities where the best one is always readable), none of them
+/// needing options data or another field of the record. Records are then read by straight-line
+/// code, one predictable branch per value, rather than by one dispatch per template field; the
+/// values come out exactly as [`store`] and [`resolve`] would give them. Fields botnest does not
+/// use are never looked at: their bytes are only skipped by the segment offsets.
 #[derive(Debug, Clone, Default)]
 struct Direct {
     src: Option<At>,
@@ -224,6 +292,7 @@ struct Direct {
     dst_port: Option<At>,
     protocol: Option<At>,
     tcp_flags: Option<At>,
+    reverse_tcp_flags: Option<At>,
     octets: Option<At>,
     packets: Option<At>,
     reverse_octets: Option<At>,
@@ -232,16 +301,36 @@ struct Direct {
     output_interface: Option<At>,
     start: Option<(At, TimeForm)>,
     end: Option<(At, TimeForm)>,
+    direction: Option<At>,
+    observation_point: Option<At>,
+    tunnel_key: Option<At>,
+    tunnel_src: Option<At>,
+    tunnel_dst: Option<At>,
+    icmp_type_code: Option<At>,
+    icmp_type: Option<At>,
+    icmp_code: Option<At>,
+    /// VLAN ids in template order (Open vSwitch sends vlanId and dot1qVlanId): the first
+    /// non-zero one wins.
+    vlans: Vec<At>,
+    /// Open vSwitch's per-flag packet counters, each with the flag it stands for.
+    flag_counts: Vec<(At, u16)>,
+    /// Whether any value of [`Direct::apply_rest`] is read.
+    rest: bool,
 }
 
+/// A counter's candidate fields by [`Priority`], while a template is compiled.
+type Candidates = [Vec<At>; 4];
+
 impl Direct {
-    /// The direct form of a fixed-length template's operations, if each is one it covers and no
-    /// value is given twice (where the order of fields would matter).
+    /// The direct form of a template's operations, if each is one it covers and no value is
+    /// given twice (where the order of fields would matter).
     fn compile(ops: &[Op]) -> Option<Direct> {
         use Target::*;
         let mut d = Direct::default();
+        let mut counters: [Candidates; 4] = Default::default();
         for op in ops {
             let at = At {
+                segment: op.segment,
                 offset: op.offset,
                 len: op.len,
             };
@@ -252,12 +341,35 @@ impl Direct {
                 DstPort => &mut d.dst_port,
                 Protocol => &mut d.protocol,
                 TcpFlags => &mut d.tcp_flags,
-                Octets(_) => &mut d.octets,
-                Packets(_) => &mut d.packets,
-                ReverseOctets(_) => &mut d.reverse_octets,
-                ReversePackets(_) => &mut d.reverse_packets,
+                ReverseTcpFlags => &mut d.reverse_tcp_flags,
                 InputInterface => &mut d.input_interface,
                 OutputInterface => &mut d.output_interface,
+                Direction => &mut d.direction,
+                ObservationPoint => &mut d.observation_point,
+                TunnelKey => &mut d.tunnel_key,
+                TunnelSrcV4 => &mut d.tunnel_src,
+                TunnelDstV4 => &mut d.tunnel_dst,
+                IcmpTypeCode => &mut d.icmp_type_code,
+                IcmpType => &mut d.icmp_type,
+                IcmpCode => &mut d.icmp_code,
+                Octets(p) | Packets(p) | ReverseOctets(p) | ReversePackets(p) => {
+                    let which = match op.target {
+                        Octets(_) => 0,
+                        Packets(_) => 1,
+                        ReverseOctets(_) => 2,
+                        _ => 3,
+                    };
+                    counters[which][p as usize].push(at);
+                    continue;
+                }
+                Vlan => {
+                    d.vlans.push(at);
+                    continue;
+                }
+                TcpFlagCount(bit) => {
+                    d.flag_counts.push((at, bit));
+                    continue;
+                }
                 Start(form) if d.start.is_none() => {
                     d.start = Some((at, form));
                     continue;
@@ -272,37 +384,45 @@ impl Direct {
                 return None;
             }
         }
+        let [octets, packets, reverse_octets, reverse_packets] = counters;
+        d.octets = best_counter(&octets)?;
+        d.packets = best_counter(&packets)?;
+        d.reverse_octets = best_counter(&reverse_octets)?;
+        d.reverse_packets = best_counter(&reverse_packets)?;
+        d.rest = !d.is_basic();
         Some(d)
     }
 
     #[inline]
-    fn apply(&self, b: &[u8], header: HeaderTime, out: &mut FlowRecord) -> SamplingFields {
-        let uint_at = |at: Option<At>| uint(at?.get(b)?);
-        if let Some(v) = self.src.and_then(|a| a.get(b)) {
+    fn apply<L: Locate>(&self, b: &L, header: HeaderTime, out: &mut FlowRecord) -> SamplingFields {
+        let value = |at: Option<At>| b.get(at?);
+        let uint_at = |at: Option<At>| uint(value(at)?);
+        if let Some(v) = value(self.src) {
             out.src = addr(v).unwrap_or(out.src);
         }
-        if let Some(v) = self.dst.and_then(|a| a.get(b)) {
+        if let Some(v) = value(self.dst) {
             out.dst = addr(v).unwrap_or(out.dst);
         }
-        if let Some(v) = self.src_port.and_then(|a| a.get(b)) {
+        if let Some(v) = value(self.src_port) {
             out.src_port = uint(v).unwrap_or(0) as u16;
         }
-        if let Some(v) = self.dst_port.and_then(|a| a.get(b)) {
+        if let Some(v) = value(self.dst_port) {
             out.dst_port = uint(v).unwrap_or(0) as u16;
         }
-        if let Some(v) = self.protocol.and_then(|a| a.get(b)) {
+        if let Some(v) = value(self.protocol) {
             out.protocol = uint(v).unwrap_or(0) as u8;
         }
-        if let Some(v) = self.tcp_flags.and_then(|a| a.get(b)) {
+        if let Some(v) = value(self.tcp_flags) {
             out.tcp_flags |= uint(v).unwrap_or(0) as u16;
         }
-        if let Some(v) = self.input_interface.and_then(|a| a.get(b)) {
+        if let Some(v) = value(self.input_interface) {
             out.input_interface = uint(v).unwrap_or(0) as u32;
         }
-        if let Some(v) = self.output_interface.and_then(|a| a.get(b)) {
+        if let Some(v) = value(self.output_interface) {
             out.output_interface = uint(v).unwrap_or(0) as u32;
         }
-        // A counter given once is the one that wins (see `Scratch::first`).
+        // A counter given once (or the best of several, always readable) is the one that wins
+        // (see `Scratch::first`).
         out.octets = uint_at(self.octets).unwrap_or(out.octets);
         out.packets = uint_at(self.packets).unwrap_or(out.packets);
         out.reverse_octets = uint_at(self.reverse_octets).unwrap_or(out.reverse_octets);
@@ -312,7 +432,7 @@ impl Direct {
         // `resolve_times` would read it.
         let time = |t: Option<(At, TimeForm)>| {
             let (at, form) = t?;
-            time_of(form, at.get(b)?, header)
+            time_of(form, b.get(at)?, header)
         };
         let (start, end) = match (time(self.start), time(self.end)) {
             (Some(a), Some(b)) => (a, b),
@@ -325,8 +445,103 @@ impl Direct {
         };
         out.start = start;
         out.end = end;
+        self.apply_rest(b, out);
         SamplingFields::default()
     }
+
+    /// The values that flowblast-like templates lack: kept out of line so that their absence
+    /// costs one branch.
+    #[inline]
+    fn apply_rest<L: Locate>(&self, b: &L, out: &mut FlowRecord) {
+        if !self.rest {
+            return;
+        }
+        let value = |at: Option<At>| b.get(at?);
+        if let Some(v) = value(self.reverse_tcp_flags) {
+            out.reverse_tcp_flags |= uint(v).unwrap_or(0) as u16;
+        }
+        if let Some(v) = value(self.direction) {
+            out.direction = match uint(v) {
+                Some(0) => botnest_flow::Direction::Ingress,
+                Some(1) => botnest_flow::Direction::Egress,
+                _ => botnest_flow::Direction::Unknown,
+            };
+        }
+        if let Some(v) = value(self.observation_point) {
+            out.observation_point = uint(v).unwrap_or(0);
+        }
+        if let Some(v) = value(self.tunnel_key) {
+            out.tunnel_key = uint(v).unwrap_or(0);
+        }
+        if let Some(v) = value(self.tunnel_src) {
+            out.tunnel_src = addr(v).filter(|a| !a.is_unspecified());
+        }
+        if let Some(v) = value(self.tunnel_dst) {
+            out.tunnel_dst = addr(v).filter(|a| !a.is_unspecified());
+        }
+        for &at in &self.vlans {
+            if let Some(v) = b.get(at) {
+                let vlan = uint(v).unwrap_or(0) as u16 & 0x0fff;
+                if out.vlan == 0 {
+                    out.vlan = vlan;
+                }
+            }
+        }
+        for &(at, bit) in &self.flag_counts {
+            if let Some(v) = b.get(at) {
+                if uint(v).unwrap_or(0) > 0 {
+                    out.tcp_flags |= bit;
+                }
+            }
+        }
+        // As `resolve`: a combined ICMP type and code, else separate ones, as the destination
+        // port of ICMP flows that have none.
+        let icmp = value(self.icmp_type_code)
+            .and_then(uint)
+            .map(|x| u64::from(x as u16))
+            .or_else(|| {
+                let ty = u64::from(uint(value(self.icmp_type)?)? as u8);
+                let code = value(self.icmp_code)
+                    .and_then(uint)
+                    .map_or(0, |x| u64::from(x as u8));
+                Some((ty << 8) | code)
+            });
+        if let Some(icmp) = icmp {
+            if out.dst_port == 0 && matches!(out.protocol, 1 | 58) {
+                out.dst_port = icmp as u16;
+            }
+        }
+    }
+
+    /// Whether the plan reads only the values of [`Direct::apply`] itself.
+    fn is_basic(&self) -> bool {
+        self.reverse_tcp_flags.is_none()
+            && self.direction.is_none()
+            && self.observation_point.is_none()
+            && self.tunnel_key.is_none()
+            && self.tunnel_src.is_none()
+            && self.tunnel_dst.is_none()
+            && self.icmp_type_code.is_none()
+            && self.icmp_type.is_none()
+            && self.icmp_code.is_none()
+            && self.vlans.is_empty()
+            && self.flag_counts.is_empty()
+    }
+}
+
+/// The field that gives a counter, from its candidates by priority: none, the only one, or the
+/// best-priority one when it can always be read (1 to 8 bytes, fixed), since then no other
+/// can win. `None` when the choice depends on the record (the outer `Option`).
+fn best_counter(by_priority: &Candidates) -> Option<Option<At>> {
+    let all: usize = by_priority.iter().map(Vec::len).sum();
+    let Some(best) = by_priority.iter().find(|c| !c.is_empty()) else {
+        return Some(None);
+    };
+    if all == 1 {
+        return Some(Some(best[0]));
+    }
+    let readable = (1..=8).contains(&best[0].len);
+    (best.len() == 1 && readable).then_some(Some(best[0]))
 }
 
 /// Export-header context that records are decoded against.
@@ -458,7 +673,11 @@ impl Plan {
                 Target::SrcV4 | Target::SrcV6 | Target::DstV4 | Target::DstV6
             )
         });
-        let direct = if fixed { Direct::compile(&ops) } else { None };
+        let direct = if fixed || varlen.is_some() {
+            Direct::compile(&ops)
+        } else {
+            None
+        };
         Plan {
             ops,
             fixed,
@@ -482,7 +701,14 @@ impl Plan {
         out: &mut FlowRecord,
     ) -> SamplingFields {
         if let Some(direct) = &self.direct {
-            return direct.apply(record.bytes(), header, out);
+            if self.fixed {
+                return direct.apply(&Flat(record.bytes()), header, out);
+            }
+            if let Some(varlen) = &self.varlen {
+                if let Some(segments) = Segments::new(varlen, record.bytes()) {
+                    return direct.apply(&segments, header, out);
+                }
+            }
         }
         let s = &mut Scratch::default();
         if self.fixed {
@@ -820,6 +1046,7 @@ fn resolve_sampling(s: &Scratch) -> SamplingFields {
 mod tests {
     use super::*;
     use botnest_wire::FieldSpec;
+    use proptest::strategy::Strategy;
 
     /// Applies a one-record template to `body`.
     fn apply(
@@ -928,8 +1155,17 @@ mod tests {
         };
         assert!(Plan::compile(&t(flowblast_fields())).direct.is_some());
         let mut repeated = flowblast_fields();
-        repeated.push(FieldSpec::iana(OCTET_TOTAL_COUNT, 8));
+        repeated.push(FieldSpec::iana(OCTET_DELTA_COUNT, 8));
         assert!(Plan::compile(&t(repeated)).direct.is_none());
+        // A total beside a delta counter never wins, so the direct path still applies; beside
+        // a delta counter that may be unreadable (variable length) it could.
+        let mut totals = flowblast_fields();
+        totals.push(FieldSpec::iana(OCTET_TOTAL_COUNT, 8));
+        assert!(Plan::compile(&t(totals)).direct.is_some());
+        let mut varlen_delta = flowblast_fields();
+        varlen_delta[7] = FieldSpec::iana(OCTET_DELTA_COUNT, VARIABLE_LENGTH);
+        varlen_delta.push(FieldSpec::iana(OCTET_TOTAL_COUNT, 8));
+        assert!(Plan::compile(&t(varlen_delta)).direct.is_none());
         let mut sampled = flowblast_fields();
         sampled.push(FieldSpec::iana(SAMPLING_INTERVAL, 4));
         assert!(Plan::compile(&t(sampled)).direct.is_none());
@@ -990,45 +1226,163 @@ mod tests {
     proptest::proptest! {
         /// Reading by segments gives exactly what walking every field gives, for templates
         /// mixing fixed and variable-length fields (Open vSwitch's tunnel key, interface names)
-        /// and any record bytes.
+        /// and any record bytes: the straight-line segmented plan where the template allows it,
+        /// the segmented field-by-field plan, and the walk over every field.
         #[test]
         fn segmented_path_matches_the_field_walk(
-            layout in proptest::collection::vec((0usize..FIELD_CHOICES.len(), proptest::bool::ANY), 1..24),
+            layout in proptest::collection::vec((0usize..FIELD_CHOICES.len(), 0u8..4), 1..24),
             body in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+            protocol in proptest::sample::select(vec![1u8, 6, 58]),
         ) {
             let fields: Vec<FieldSpec> = layout
                 .iter()
                 .map(|&(i, var)| {
-                    let (id, len) = FIELD_CHOICES[i];
-                    FieldSpec::iana(id, if var { VARIABLE_LENGTH } else { len })
+                    let (element, len) = FIELD_CHOICES[i];
+                    FieldSpec { element, length: if var == 0 { VARIABLE_LENGTH } else { len } }
                 })
                 .collect();
             let template = Template { id: 256, scope_field_count: 0, fields };
-            let segmented = Plan::compile(&template);
+            let plan = Plan::compile(&template);
+            let mut segmented = plan.clone();
+            segmented.direct = None;
             let mut walk = segmented.clone();
             walk.varlen = None;
+            let prototype = FlowRecord { protocol, ..FlowRecord::default() };
             for record in template.records(&body).flatten() {
-                let (mut a, mut b) = (FlowRecord::default(), FlowRecord::default());
-                let sa = segmented.apply(&record, export_at(1_700_000_000), &mut a);
-                let sb = walk.apply(&record, export_at(1_700_000_000), &mut b);
+                let (mut a, mut b, mut c) = (prototype, prototype, prototype);
+                let header = export_at(1_700_000_000);
+                let sa = plan.apply(&record, header, &mut a);
+                let sb = segmented.apply(&record, header, &mut b);
+                let sc = walk.apply(&record, header, &mut c);
+                proptest::prop_assert_eq!(a, c);
+                proptest::prop_assert_eq!(b, c);
+                proptest::prop_assert_eq!(sa, sc);
+                proptest::prop_assert_eq!(sb, sc);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The same for templates the straight-line plan always takes: each element at most
+        /// once, in any order, up to eight of them variable-length but not the counters (a
+        /// variable-length delta counter could be unreadable and let a total win).
+        #[test]
+        fn straight_line_segmented_plan_matches_the_field_walk(
+            picked in proptest::sample::subsequence(DIRECT_CHOICES.to_vec(), 1..DIRECT_CHOICES.len())
+                .prop_shuffle(),
+            var in proptest::collection::vec(0u8..3, DIRECT_CHOICES.len()),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            protocol in proptest::sample::select(vec![1u8, 6, 58]),
+            init in proptest::option::of(0u64..1 << 45),
+        ) {
+            let mut variable = 0;
+            let fields: Vec<FieldSpec> = picked
+                .iter()
+                .zip(&var)
+                .map(|(&i, &v)| {
+                    let (element, len) = FIELD_CHOICES[i];
+                    let counter = matches!(
+                        target_of(element),
+                        Some(Target::Octets(_) | Target::Packets(_) | Target::ReverseOctets(_))
+                    );
+                    // Templates with more variable-length fields are read field by field.
+                    let length = if v == 0 && !counter && variable < MAX_SEGMENTS {
+                        variable += 1;
+                        VARIABLE_LENGTH
+                    } else {
+                        len
+                    };
+                    FieldSpec { element, length }
+                })
+                .collect();
+            let template = Template { id: 256, scope_field_count: 0, fields };
+            let plan = Plan::compile(&template);
+            proptest::prop_assert!(plan.direct.is_some());
+            let mut walk = plan.clone();
+            walk.direct = None;
+            walk.varlen = None;
+            let prototype = FlowRecord { protocol, ..FlowRecord::default() };
+            let header = HeaderTime {
+                export_millis: 1_750_000_000_000,
+                sys_uptime_ms: None,
+                system_init_ms: init,
+            };
+            for record in template.records(&body).flatten() {
+                let (mut a, mut b) = (prototype, prototype);
+                let sa = plan.apply(&record, header, &mut a);
+                let sb = walk.apply(&record, header, &mut b);
                 proptest::prop_assert_eq!(a, b);
                 proptest::prop_assert_eq!(sa, sb);
             }
         }
     }
 
-    /// Elements the segmented test draws from, with their usual lengths.
-    const FIELD_CHOICES: [(u16, u16); 10] = [
-        (SOURCE_IPV4_ADDRESS, 4),
-        (DESTINATION_IPV6_ADDRESS, 16),
-        (SOURCE_TRANSPORT_PORT, 2),
-        (PROTOCOL_IDENTIFIER, 1),
-        (OCTET_DELTA_COUNT, 8),
-        (PACKET_DELTA_COUNT, 4),
-        (FLOW_START_MILLISECONDS, 8),
-        (INTERFACE_NAME, 16),
-        (SAMPLING_INTERVAL, 4),
-        (PADDING_OCTETS, 3),
+    /// Indices of [`FIELD_CHOICES`] that the straight-line plan reads.
+    const DIRECT_CHOICES: [usize; 30] = [
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+        26, 29, 30, 31, 32,
+    ];
+
+    /// Elements the segmented test draws from, with their usual lengths: everything the
+    /// straight-line plan reads, counters of several priorities, and fields it refuses.
+    const FIELD_CHOICES: [(ElementId, u16); 33] = [
+        (ElementId::iana(SOURCE_IPV4_ADDRESS), 4),
+        (ElementId::iana(DESTINATION_IPV6_ADDRESS), 16),
+        (ElementId::iana(SOURCE_TRANSPORT_PORT), 2),
+        (ElementId::iana(DESTINATION_TRANSPORT_PORT), 2),
+        (ElementId::iana(PROTOCOL_IDENTIFIER), 1),
+        (ElementId::iana(TCP_CONTROL_BITS), 2),
+        (ElementId::iana(OCTET_DELTA_COUNT), 8),
+        (ElementId::iana(OCTET_TOTAL_COUNT), 8),
+        (ElementId::iana(PACKET_DELTA_COUNT), 4),
+        (ElementId::iana(PACKET_TOTAL_COUNT), 8),
+        (ElementId::iana(POST_PACKET_DELTA_COUNT), 8),
+        (ElementId::iana(FLOW_START_MILLISECONDS), 8),
+        (ElementId::iana(FLOW_END_DELTA_MICROSECONDS), 4),
+        (ElementId::iana(FLOW_DIRECTION), 1),
+        (ElementId::iana(OBSERVATION_POINT_ID), 4),
+        (ElementId::iana(INGRESS_INTERFACE), 4),
+        (ElementId::iana(EGRESS_INTERFACE), 4),
+        (ElementId::iana(INTERFACE_NAME), 16),
+        (ElementId::iana(VLAN_ID), 2),
+        (ElementId::iana(DOT1Q_VLAN_ID), 2),
+        (ElementId::iana(TCP_SYN_TOTAL_COUNT), 8),
+        (ElementId::iana(TCP_ACK_TOTAL_COUNT), 8),
+        (ElementId::iana(ICMP_TYPE_IPV4), 1),
+        (ElementId::iana(ICMP_CODE_IPV4), 1),
+        (ElementId::iana(ICMP_TYPE_CODE_IPV6), 2),
+        (ElementId::iana(SAMPLING_INTERVAL), 4),
+        (ElementId::iana(PADDING_OCTETS), 3),
+        (ElementId::iana(EXPORTER_IPV4_ADDRESS), 4),
+        (ElementId::iana(FLOW_DURATION_MILLISECONDS), 4),
+        (
+            ElementId {
+                enterprise: VMWARE_PEN,
+                id: VMWARE_TUNNEL_KEY,
+            },
+            3,
+        ),
+        (
+            ElementId {
+                enterprise: VMWARE_PEN,
+                id: VMWARE_TUNNEL_SOURCE_IPV4,
+            },
+            4,
+        ),
+        (
+            ElementId {
+                enterprise: REVERSE_PEN,
+                id: TCP_CONTROL_BITS,
+            },
+            1,
+        ),
+        (
+            ElementId {
+                enterprise: REVERSE_PEN,
+                id: OCTET_DELTA_COUNT,
+            },
+            8,
+        ),
     ];
 
     #[test]

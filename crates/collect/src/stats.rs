@@ -33,6 +33,8 @@ pub struct Counters {
     pub pending_dropped: u64,
     /// Templates that expired (UDP template lifetime, RFC 7011 section 8.4).
     pub templates_expired: u64,
+    /// Flow records whose times were shifted by their exporter's clock offset.
+    pub clock_corrected: u64,
 }
 
 impl Counters {
@@ -51,6 +53,7 @@ impl Counters {
         self.pending_sets += o.pending_sets;
         self.pending_dropped += o.pending_dropped;
         self.templates_expired += o.templates_expired;
+        self.clock_corrected += o.clock_corrected;
     }
 }
 

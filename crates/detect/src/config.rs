@@ -175,6 +175,41 @@ pub struct P2pConfig {
     pub min_growth: usize,
     /// Most answering peers named per host.
     pub max_named_peers: usize,
+    /// Peer discovery: lone UDP datagrams to many external peers over minutes.
+    pub discovery: DiscoveryConfig,
+}
+
+/// Peer-discovery probing: a node of a peer-to-peer overlay sending small, mostly unanswered
+/// UDP datagrams to many external peers, each on a port of its own, minute after minute.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Fewest distinct external peers probed (a few datagrams, no answer) for a verdict.
+    pub min_peers: usize,
+    /// Fewest distinct minutes in which a new peer was probed: discovery goes on over time.
+    pub min_minutes: usize,
+    /// Smallest share of the host's UDP peers on high ports that were probed and never
+    /// answered.
+    pub min_unanswered_share: f64,
+    /// Smallest share of distinct ports among the probed peers whose port is known.
+    pub min_port_diversity: f64,
+    /// Most requests to one peer for the contact to count as a probe.
+    pub max_requests_per_peer: u32,
+    /// Most bytes per datagram of a probe.
+    pub max_datagram_bytes: u64,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            min_peers: 16,
+            min_minutes: 3,
+            min_unanswered_share: 0.75,
+            min_port_diversity: 0.75,
+            max_requests_per_peer: 3,
+            max_datagram_bytes: 600,
+        }
+    }
 }
 
 impl Default for P2pConfig {
@@ -189,6 +224,7 @@ impl Default for P2pConfig {
             deviations: 3.0,
             min_growth: 8,
             max_named_peers: 8,
+            discovery: DiscoveryConfig::default(),
         }
     }
 }

@@ -13,7 +13,7 @@
 use crate::host::{HostKey, Hosts};
 use botnest_flow::{FlowRecord, Timestamp};
 use rustc_hash::FxHashMap;
-use std::net::IpAddr;
+use std::collections::hash_map::Entry;
 
 /// Index of a host in the graph.
 pub type HostId = u32;
@@ -97,6 +97,8 @@ pub struct Channel {
     contacts: [u32; CONTACTS],
     contacts_len: u8,
     contacts_head: u8,
+    /// Expired: left in place until the slab is compacted, invisible to everyone.
+    expired: bool,
 }
 
 impl Channel {
@@ -120,6 +122,7 @@ impl Channel {
             contacts: [0; CONTACTS],
             contacts_len: 0,
             contacts_head: 0,
+            expired: false,
         }
     }
 
@@ -131,6 +134,11 @@ impl Channel {
             let ms = self.contacts[(start + i) % CONTACTS];
             self.first_seen.offset_nanos(i64::from(ms) * 1_000_000)
         })
+    }
+
+    /// How many contact times are kept (at most [`CONTACTS`]).
+    pub fn contacts_kept(&self) -> usize {
+        usize::from(self.contacts_len)
     }
 
     fn push_contact(&mut self, at: Timestamp) {
@@ -179,6 +187,45 @@ pub struct Host {
     pub icmp_errors_received: u32,
 }
 
+/// Facts about a host that follow from its address, kept apart from [`Host`] in one byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostKind(u8);
+
+impl HostKind {
+    /// No host has the id.
+    pub const ABSENT: HostKind = HostKind(0);
+    const PRESENT: u8 = 1;
+    const INTERNAL: u8 = 2;
+    const LOCAL_OR_GROUP: u8 = 4;
+
+    fn of(h: &Host) -> HostKind {
+        let mut bits = Self::PRESENT;
+        if h.internal {
+            bits |= Self::INTERNAL;
+        }
+        if crate::detectors::local_or_group(h.key.addr) {
+            bits |= Self::LOCAL_OR_GROUP;
+        }
+        HostKind(bits)
+    }
+
+    /// Whether a host has the id.
+    pub fn present(self) -> bool {
+        self.0 & Self::PRESENT != 0
+    }
+
+    /// Whether the host is internal.
+    pub fn internal(self) -> bool {
+        self.0 & Self::INTERNAL != 0
+    }
+
+    /// Whether the address is multicast, broadcast or link-local
+    /// ([`crate::detectors::local_or_group`]).
+    pub fn local_or_group(self) -> bool {
+        self.0 & Self::LOCAL_OR_GROUP != 0
+    }
+}
+
 /// Counters of the graph's own work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct GraphStats {
@@ -200,12 +247,21 @@ pub struct GraphStats {
 #[derive(Debug)]
 pub struct Graph {
     hosts: Vec<Option<Host>>,
+    /// What detectors ask of a host on every channel they read ([`HostKind`]), one byte per
+    /// host id: dense, so a pass over a million channels finds it in the cache.
+    kinds: Vec<HostKind>,
     host_index: FxHashMap<HostKey, HostId>,
     free_hosts: Vec<HostId>,
+    /// Live channels each host is an end of, by host id: a host in use is never expired.
+    links: Vec<u32>,
     /// Channel positions in `slab`: the table moves only these small entries when it grows.
     channel_index: FxHashMap<ChannelKey, u32>,
-    /// The channels, densely packed.
+    /// The channels, densely packed, in the order they were created. Expired channels stay
+    /// (marked) until they are a quarter of the slab, then the slab is compacted in order:
+    /// expiry costs a look at each channel, not a rebuilt index, on most windows.
     slab: Vec<Channel>,
+    /// Expired channels still in the slab.
+    expired: usize,
     window_ns: u64,
     max_hosts: usize,
     max_channels: usize,
@@ -215,10 +271,12 @@ pub struct Graph {
 /// How a record maps onto a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Oriented {
-    client: (IpAddr, u16),
-    server: (IpAddr, u16),
+    /// The channel's port: the server's port (ICMP: the request's type * 256).
+    port: u16,
     /// The record describes the server's answer, not the client's request.
     reply: bool,
+    /// The channel's position in the slab, when orienting found it.
+    slot: Option<u32>,
 }
 
 /// Ports at or below this are services; above, a port is taken as a client's.
@@ -232,10 +290,13 @@ impl Graph {
     pub fn new(window_ns: u64, max_hosts: usize, max_channels: usize) -> Graph {
         Graph {
             hosts: Vec::new(),
+            kinds: Vec::new(),
             host_index: FxHashMap::default(),
             free_hosts: Vec::new(),
+            links: Vec::new(),
             channel_index: FxHashMap::default(),
             slab: Vec::new(),
+            expired: 0,
             window_ns: window_ns.max(1),
             max_hosts,
             max_channels,
@@ -250,7 +311,7 @@ impl Graph {
 
     /// Hosts and channels held.
     pub fn size(&self) -> (usize, usize) {
-        (self.host_index.len(), self.slab.len())
+        (self.host_index.len(), self.slab.len() - self.expired)
     }
 
     /// A host by id.
@@ -258,9 +319,22 @@ impl Graph {
         self.hosts.get(id as usize).and_then(Option::as_ref)
     }
 
+    /// What kind of host an id is ([`HostKind::ABSENT`] for an id not in use).
+    pub fn host_kind(&self, id: HostId) -> HostKind {
+        self.kinds
+            .get(id as usize)
+            .copied()
+            .unwrap_or(HostKind::ABSENT)
+    }
+
     /// A host's id.
     pub fn host_id(&self, key: &HostKey) -> Option<HostId> {
         self.host_index.get(key).copied()
+    }
+
+    /// One more than the largest host id in use: the length of an array indexed by host id.
+    pub fn host_slots(&self) -> usize {
+        self.hosts.len()
     }
 
     /// Every host.
@@ -273,7 +347,7 @@ impl Graph {
 
     /// Every channel.
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {
-        self.slab.iter()
+        self.slab.iter().filter(|c| !c.expired)
     }
 
     /// A channel by key.
@@ -308,13 +382,18 @@ impl Graph {
             last_seen: at,
             icmp_errors_received: 0,
         };
+        let kind = HostKind::of(&host);
         let id = match self.free_hosts.pop() {
             Some(id) => {
                 self.hosts[id as usize] = Some(host);
+                self.kinds[id as usize] = kind;
+                self.links[id as usize] = 0;
                 id
             }
             None => {
                 self.hosts.push(Some(host));
+                self.kinds.push(kind);
+                self.links.push(0);
                 (self.hosts.len() - 1) as HostId
             }
         };
@@ -363,26 +442,34 @@ impl Graph {
         let Some(server) = self.intern(s.0, s.1, s.2, end) else {
             return;
         };
-        let key = ChannelKey {
-            client,
-            server,
-            port: o.server.1,
-            proto: f.protocol,
+        let slot = match o.slot {
+            // Orientation already found the channel (both hosts were known).
+            Some(slot) => slot as usize,
+            None => {
+                let key = ChannelKey {
+                    client,
+                    server,
+                    port: o.port,
+                    proto: f.protocol,
+                };
+                let full = self.slab.len() - self.expired >= self.max_channels;
+                match self.channel_index.entry(key) {
+                    Entry::Occupied(e) => *e.get() as usize,
+                    Entry::Vacant(_) if full => {
+                        self.stats.channels_refused += 1;
+                        return;
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(self.slab.len() as u32);
+                        self.slab.push(Channel::new(key, start));
+                        self.links[client as usize] += 1;
+                        self.links[server as usize] += 1;
+                        self.slab.len() - 1
+                    }
+                }
+            }
         };
         let window = self.window_ns;
-        let full = self.slab.len() >= self.max_channels;
-        let slot = match self.channel_index.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => *e.get() as usize,
-            std::collections::hash_map::Entry::Vacant(_) if full => {
-                self.stats.channels_refused += 1;
-                return;
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(self.slab.len() as u32);
-                self.slab.push(Channel::new(key, start));
-                self.slab.len() - 1
-            }
-        };
         let ch = &mut self.slab[slot];
         if end.as_unix_nanos().saturating_sub(ch.since.as_unix_nanos()) > window {
             ch.halve(end.offset_nanos(-((window / 2) as i64)));
@@ -396,18 +483,19 @@ impl Graph {
         }
     }
 
+    /// Which side of a record is the channel's client, and the channel's port. When telling
+    /// needed a look at the channels already held and one was found, its position comes along,
+    /// so the channel is not looked up twice.
     fn orient(&self, src_id: Option<HostId>, dst_id: Option<HostId>, f: &FlowRecord) -> Oriented {
-        let a = (f.src, f.src_port);
-        let b = (f.dst, f.dst_port);
         let forward = Oriented {
-            client: a,
-            server: b,
+            port: f.dst_port,
             reply: false,
+            slot: None,
         };
         let backward = Oriented {
-            client: b,
-            server: a,
+            port: f.src_port,
             reply: true,
+            slot: None,
         };
         if matches!(f.protocol, proto::ICMP | proto::ICMPV6) {
             return orient_icmp(f);
@@ -422,24 +510,30 @@ impl Graph {
             return forward;
         }
         // A channel in the other direction already exists: this is its reply.
-        if let (Some(src), Some(dst)) = (src_id.as_ref(), dst_id.as_ref()) {
+        if let (Some(src), Some(dst)) = (src_id, dst_id) {
             let reverse = ChannelKey {
-                client: *dst,
-                server: *src,
+                client: dst,
+                server: src,
                 port: f.src_port,
                 proto: f.protocol,
             };
-            if self.channel_index.contains_key(&reverse) {
-                return backward;
+            if let Some(&slot) = self.channel_index.get(&reverse) {
+                return Oriented {
+                    slot: Some(slot),
+                    ..backward
+                };
             }
             let same = ChannelKey {
-                client: *src,
-                server: *dst,
+                client: src,
+                server: dst,
                 port: f.dst_port,
                 proto: f.protocol,
             };
-            if self.channel_index.contains_key(&same) {
-                return forward;
+            if let Some(&slot) = self.channel_index.get(&same) {
+                return Oriented {
+                    slot: Some(slot),
+                    ..forward
+                };
             }
         }
         if is_service(f.src_port, f.dst_port) {
@@ -451,30 +545,44 @@ impl Graph {
 
     /// Removes channels and hosts idle since before `cutoff`.
     pub fn expire(&mut self, cutoff: Timestamp) {
-        let before = self.slab.len();
-        self.slab.retain(|c| c.last_seen >= cutoff);
-        if self.slab.len() != before {
-            self.channel_index.clear();
-            for (i, c) in self.slab.iter().enumerate() {
-                self.channel_index.insert(c.key, i as u32);
+        let mut expired = 0;
+        for c in self.slab.iter_mut().filter(|c| !c.expired) {
+            if c.last_seen < cutoff {
+                c.expired = true;
+                self.channel_index.remove(&c.key);
+                self.links[c.key.client as usize] -= 1;
+                self.links[c.key.server as usize] -= 1;
+                expired += 1;
             }
         }
-        self.stats.channels_expired += (before - self.slab.len()) as u64;
-        let mut in_use = vec![false; self.hosts.len()];
-        for c in &self.slab {
-            in_use[c.key.client as usize] = true;
-            in_use[c.key.server as usize] = true;
+        self.expired += expired;
+        self.stats.channels_expired += expired as u64;
+        if self.expired > 0 && self.expired >= self.slab.len() / 4 {
+            self.compact();
         }
         for (id, slot) in self.hosts.iter_mut().enumerate() {
             let idle = slot
                 .as_ref()
-                .is_some_and(|h| h.last_seen < cutoff && !in_use[id]);
+                .is_some_and(|h| h.last_seen < cutoff && self.links[id] == 0);
             if idle {
                 let h = slot.take().expect("checked");
+                self.kinds[id] = HostKind::ABSENT;
                 self.host_index.remove(&h.key);
                 self.free_hosts.push(id as HostId);
                 self.stats.hosts_expired += 1;
             }
+        }
+    }
+
+    /// Drops expired channels from the slab, keeping the order of the others.
+    fn compact(&mut self) {
+        self.slab.retain(|c| !c.expired);
+        self.expired = 0;
+        for (i, c) in self.slab.iter().enumerate() {
+            *self
+                .channel_index
+                .get_mut(&c.key)
+                .expect("live channels are indexed") = i as u32;
         }
     }
 }
@@ -505,17 +613,16 @@ fn orient_icmp(f: &FlowRecord) -> Oriented {
         (128, 129)
     };
     if ty == echo_reply {
-        let port = u16::from(echo_request) << 8;
         return Oriented {
-            client: (f.dst, 0),
-            server: (f.src, port),
+            port: u16::from(echo_request) << 8,
             reply: true,
+            slot: None,
         };
     }
     Oriented {
-        client: (f.src, 0),
-        server: (f.dst, u16::from(ty) << 8),
+        port: u16::from(ty) << 8,
         reply: false,
+        slot: None,
     }
 }
 
@@ -676,5 +783,52 @@ mod tests {
         assert!(g.stats().hosts_refused + g.stats().channels_refused > 0);
         g.expire(Timestamp::from_unix_secs(1000));
         assert_eq!(g.size(), (0, 0));
+    }
+
+    #[test]
+    fn expiry_keeps_the_order_and_the_index_of_the_others() {
+        let hosts = Hosts::new(&HostConfig::default());
+        let mut g = Graph::new(3_600_000_000_000, 1000, 1000);
+        let touch = |g: &mut Graph, servers: &[u16], t: u64| {
+            for i in servers {
+                let server = format!("192.0.2.{i}");
+                g.observe(&hosts, &flow("10.0.0.1", 40000, &server, 80, 0x02, t));
+            }
+        };
+        let check = |g: &Graph, expected: &[u16]| {
+            let order: Vec<String> = g
+                .channels()
+                .map(|c| g.host(c.key.server).unwrap().key.addr.to_string())
+                .collect();
+            let expected: Vec<String> = expected.iter().map(|i| format!("192.0.2.{i}")).collect();
+            assert_eq!(order, expected);
+            assert_eq!(g.size(), (1 + expected.len(), expected.len()));
+            for c in g.channels() {
+                assert_eq!(g.channel(&c.key).map(|x| x.key), Some(c.key));
+            }
+        };
+        let all: Vec<u16> = (0..20).collect();
+        touch(&mut g, &all, 100);
+        // Three of twenty go idle: marked, not yet compacted.
+        touch(&mut g, &all[..17], 1100);
+        g.expire(Timestamp::from_unix_secs(1090));
+        check(&g, &all[..17]);
+        touch(&mut g, &[20], 1200);
+        let mut expected = all[..17].to_vec();
+        expected.push(20);
+        check(&g, &expected);
+        // Seven more: a quarter of the slab is expired, which compacts it.
+        touch(&mut g, &all[..10], 2200);
+        touch(&mut g, &[20], 2200);
+        g.expire(Timestamp::from_unix_secs(2190));
+        let mut expected = all[..10].to_vec();
+        expected.push(20);
+        check(&g, &expected);
+        // An expired channel that comes back is a new one, at the end.
+        touch(&mut g, &[15], 2300);
+        expected.push(15);
+        check(&g, &expected);
+        assert_eq!(g.stats().channels_expired, 10);
+        assert_eq!(g.stats().hosts_expired, 10);
     }
 }

@@ -84,7 +84,10 @@ pub fn default_internal() -> Vec<IpNet> {
 /// Resolves hosts of flows.
 #[derive(Debug, Clone)]
 pub struct Hosts {
-    internal: Vec<IpNet>,
+    /// The internal IPv4 networks as (network, mask), and the IPv6 ones: every flow asks
+    /// twice, so the test is a mask and a compare.
+    internal_v4: Vec<(u32, u32)>,
+    internal_v6: Vec<(u128, u128)>,
     tenant_from: TenantSource,
     names: BTreeMap<Tenant, String>,
 }
@@ -97,8 +100,19 @@ impl Hosts {
             .iter()
             .filter_map(|(k, v)| Some((k.parse().ok()?, v.clone())))
             .collect();
+        let mut internal_v4 = Vec::new();
+        let mut internal_v6 = Vec::new();
+        for net in &config.internal {
+            match net {
+                IpNet::V4(n) => internal_v4.push((u32::from(n.network()), u32::from(n.netmask()))),
+                IpNet::V6(n) => {
+                    internal_v6.push((u128::from(n.network()), u128::from(n.netmask())))
+                }
+            }
+        }
         Hosts {
-            internal: config.internal.clone(),
+            internal_v4,
+            internal_v6,
             tenant_from: config.tenant_from,
             names,
         }
@@ -106,7 +120,16 @@ impl Hosts {
 
     /// Whether an address belongs to the internal networks.
     pub fn is_internal(&self, addr: IpAddr) -> bool {
-        self.internal.iter().any(|n| n.contains(&addr))
+        match addr {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.internal_v4.iter().any(|&(net, mask)| a & mask == net)
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.internal_v6.iter().any(|&(net, mask)| a & mask == net)
+            }
+        }
     }
 
     /// The tenant a flow belongs to.
@@ -202,5 +225,47 @@ mod tests {
         assert_eq!(hosts.host(100, ext), hosts.host(200, ext));
         assert!(!hosts.is_internal(ext));
         assert!(hosts.is_internal("fd00::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn internal_test_agrees_with_the_networks() {
+        let nets: Vec<IpNet> = [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.1.0/24",
+            "fd00::/8",
+            "0.0.0.0/0",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let addrs = [
+            "10.0.0.0",
+            "9.255.255.255",
+            "10.255.255.255",
+            "11.0.0.0",
+            "172.15.255.255",
+            "172.16.0.1",
+            "172.31.255.255",
+            "172.32.0.0",
+            "192.168.1.7",
+            "192.168.2.7",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+        ];
+        for n in 0..=nets.len() {
+            let config = HostConfig {
+                internal: nets[..n].to_vec(),
+                ..Default::default()
+            };
+            let hosts = Hosts::new(&config);
+            for a in addrs {
+                let addr: IpAddr = a.parse().unwrap();
+                let expected = config.internal.iter().any(|net| net.contains(&addr));
+                assert_eq!(hosts.is_internal(addr), expected, "{a} with {n} networks");
+            }
+        }
     }
 }

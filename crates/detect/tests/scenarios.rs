@@ -904,3 +904,229 @@ fn many_hosts_uploading_fast_to_one_answering_server_are_not_a_flood() {
         e.verdicts().collect::<Vec<_>>()
     );
 }
+
+fn discovery_evidence<'a>(e: &'a Engine, addr: &str) -> Option<&'a botnest_detect::Evidence> {
+    verdict(e, addr)?
+        .evidence
+        .iter()
+        .find(|x| x.kind == Behaviour::PeerToPeer && x.detail.starts_with("peer discovery"))
+}
+
+/// A random public address outside the ranges the scenarios use for servers.
+fn random_peer(rng: &mut Rng) -> String {
+    format!(
+        "{}.{}.{}.{}",
+        100 + rng.next() % 100,
+        rng.next() % 256,
+        rng.next() % 256,
+        1 + rng.next() % 254
+    )
+}
+
+#[test]
+fn sparse_peer_discovery_probes_over_minutes_make_a_bot() {
+    let mut rng = Rng(37);
+    let mut flows = Vec::new();
+    let bot = "10.0.12.1";
+    benign(&mut flows, &mut rng, bot, 1.0);
+    benign(&mut flows, &mut rng, "10.0.12.2", 1.0);
+    // One to four lone datagrams a minute to random peers on random high ports; one peer in
+    // ten is alive and answers. The first probe goes out at minute 5.
+    let start = 300.0;
+    for minute in 5..60u32 {
+        for _ in 0..1 + rng.next() % 4 {
+            let t = f64::from(minute) * 60.0 + rng.unit() * 60.0;
+            let peer = random_peer(&mut rng);
+            let port = high_port(&mut rng);
+            let alive = rng.next() % 10 == 0;
+            udp_probe(&mut flows, t, bot, 11694, &peer, port, 37, alive);
+        }
+    }
+    let mut e = run(flows, DetectConfig::default());
+    assert!(is_bot(&e, bot), "{:?}", verdict(&e, bot));
+    let ev = discovery_evidence(&e, bot).expect("peer discovery evidence");
+    assert!(
+        ev.detail.contains("external peers over UDP"),
+        "{}",
+        ev.detail
+    );
+    assert!(!verdict(&e, "10.0.12.2").is_some_and(|v| v.flagged()));
+    // Found within a quarter of an hour of the first probe (the window, not the whole input).
+    let mut first_alert = None;
+    while let Some(ev) = e.poll() {
+        if let botnest_detect::Event::Alert { at, host, .. } = ev {
+            if host.addr == ip(bot) && first_alert.is_none() {
+                first_alert = Some(at);
+            }
+        }
+    }
+    let first = first_alert.expect("an alert about the bot");
+    assert!(first <= at(start + 15.0 * 60.0), "{first:?}");
+}
+
+#[test]
+fn benign_udp_software_is_not_peer_discovery() {
+    let mut rng = Rng(41);
+    let mut flows = Vec::new();
+    let hosts = [
+        "10.0.13.1",
+        "10.0.13.2",
+        "10.0.13.3",
+        "10.0.13.4",
+        "10.0.13.5",
+    ];
+    for h in hosts {
+        benign(&mut flows, &mut rng, h, 1.0);
+    }
+    for i in 0..120u32 {
+        let t = f64::from(i) * 30.0;
+        // A video-call client: STUN and TURN servers, then media to the call's peer, answered.
+        udp_probe(
+            &mut flows,
+            t,
+            hosts[0],
+            50000,
+            "74.125.250.129",
+            19302,
+            60,
+            true,
+        );
+        udp_probe(
+            &mut flows,
+            t + 1.0,
+            hosts[0],
+            50001,
+            "192.0.2.40",
+            3478,
+            100,
+            i % 4 != 0,
+        );
+        let peer = format!("198.18.{}.{}", i % 40, 1 + i % 250);
+        udp_probe(
+            &mut flows,
+            t + 2.0,
+            hosts[0],
+            50002,
+            &peer,
+            high_port(&mut rng),
+            180,
+            true,
+        );
+        // Local discovery to group addresses, unanswered.
+        udp_probe(
+            &mut flows,
+            t + 3.0,
+            hosts[1],
+            5353,
+            "224.0.0.251",
+            5353,
+            90,
+            false,
+        );
+        udp_probe(
+            &mut flows,
+            t + 4.0,
+            hosts[1],
+            51000,
+            "239.255.255.250",
+            1900,
+            120,
+            false,
+        );
+        udp_probe(
+            &mut flows,
+            t + 5.0,
+            hosts[1],
+            52000,
+            "224.0.0.252",
+            5355,
+            70,
+            false,
+        );
+        // QUIC to many servers on 443, DNS to public resolvers, NTP to pool servers.
+        let server = random_peer(&mut rng);
+        udp_probe(
+            &mut flows,
+            t + 6.0,
+            hosts[2],
+            53000 + i as u16,
+            &server,
+            443,
+            1200,
+            true,
+        );
+        let resolver = ["1.1.1.1", "8.8.8.8", "9.9.9.9"][(i % 3) as usize];
+        udp_probe(
+            &mut flows,
+            t + 7.0,
+            hosts[2],
+            54000 + i as u16,
+            resolver,
+            53,
+            70,
+            i % 20 != 0,
+        );
+        let ntp = random_peer(&mut rng);
+        udp_probe(
+            &mut flows,
+            t + 8.0,
+            hosts[3],
+            123,
+            &ntp,
+            123,
+            76,
+            i % 5 != 0,
+        );
+        // A VPN client retrying a dead endpoint (IPsec NAT traversal, WireGuard).
+        udp_probe(
+            &mut flows,
+            t + 9.0,
+            hosts[3],
+            4500,
+            "203.0.113.9",
+            4500,
+            200,
+            false,
+        );
+        udp_probe(
+            &mut flows,
+            t + 10.0,
+            hosts[3],
+            40000,
+            "203.0.113.10",
+            51820,
+            148,
+            false,
+        );
+        // A DHT client: one query per peer, most peers answer.
+        let peer = random_peer(&mut rng);
+        let port = high_port(&mut rng);
+        udp_probe(
+            &mut flows,
+            t + 11.0,
+            hosts[4],
+            6881,
+            &peer,
+            port,
+            110,
+            i % 3 != 0,
+        );
+    }
+    let e = run(flows, DetectConfig::default());
+    for h in hosts {
+        assert!(
+            discovery_evidence(&e, h).is_none(),
+            "{h}: {:?}",
+            verdict(&e, h)
+        );
+    }
+    // The DHT client is a genuine overlay node: the peer-list view gives it a moderate score
+    // that other weak evidence can lift to a verdict (README, "Known limitations").
+    for h in &hosts[..4] {
+        assert!(
+            !verdict(&e, h).is_some_and(|v| v.flagged()),
+            "{h}: {:?}",
+            verdict(&e, h)
+        );
+    }
+}

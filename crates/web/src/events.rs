@@ -2,7 +2,8 @@
 //! channel at its own pace; one that falls more than the channel's capacity behind misses the
 //! oldest events, is told so with a `lagged` event, and the misses are counted.
 
-use crate::server::App;
+use crate::server::{ApiError, App};
+use axum::http::StatusCode;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::Stream;
@@ -21,11 +22,21 @@ impl Drop for Connected {
     }
 }
 
+/// Live-event clients served at once; more are refused until one leaves.
+pub const MAX_CLIENTS: u64 = 256;
+
 pub(crate) async fn events(
     State(app): State<Arc<App>>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let clients = &app.shared.http.events_clients;
+    if clients.fetch_add(1, Relaxed) >= MAX_CLIENTS {
+        clients.fetch_sub(1, Relaxed);
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_CLIENTS} clients already follow the live events"),
+        ));
+    }
     let rx = app.shared.subscribe();
-    app.shared.http.events_clients.fetch_add(1, Relaxed);
     let every = Duration::from_secs(app.config.status_seconds.max(1));
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -47,5 +58,5 @@ pub(crate) async fn events(
         };
         Some((Ok(event), (rx, ticker, guard)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

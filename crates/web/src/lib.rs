@@ -26,6 +26,7 @@
 mod api;
 mod assets;
 mod events;
+pub mod export;
 pub mod json;
 mod metrics;
 pub mod security;
@@ -34,7 +35,8 @@ pub mod state;
 pub mod view;
 
 pub use server::{Server, StartError};
-pub use state::{Action, AlertFigures, CollectorFigures, Shared, SinkFigures, SocketFigures};
+pub use state::{Action, AlertFigures, CollectorFigures, OperatorState, Shared, SinkFigures};
+pub use state::SocketFigures;
 pub use view::View;
 
 /// The OpenAPI 3.1 document of the API, served at `/api/openapi.json`.

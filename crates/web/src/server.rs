@@ -154,6 +154,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/login", post(api::login))
         .route("/api/events", get(crate::events::events))
         .route("/api/openapi.json", get(api::openapi))
+        .route("/api/export/{format}", get(crate::export::export))
         .route("/metrics", get(crate::metrics::metrics))
         .route("/api", get(api::not_found))
         .route("/api/{*rest}", get(api::not_found).post(api::not_found))

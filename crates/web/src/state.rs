@@ -232,6 +232,16 @@ pub enum Action {
     },
 }
 
+/// What operators decided through the API, kept across restarts in the state directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct OperatorState {
+    /// Botnests acknowledged.
+    pub acknowledged: std::collections::BTreeSet<u64>,
+    /// Addresses marked benign (added to the allow list), in the order given.
+    pub allowed: Vec<std::net::IpAddr>,
+}
+
 /// Counters of the HTTP server.
 #[derive(Debug, Default)]
 pub struct HttpCounters {
@@ -325,6 +335,11 @@ impl Shared {
     /// Marks a botnest acknowledged by an operator; false if it already was.
     pub fn acknowledge(&self, id: u64) -> bool {
         lock(&self.acknowledged).insert(id)
+    }
+
+    /// Every botnest acknowledged so far.
+    pub fn acknowledged_ids(&self) -> std::collections::BTreeSet<u64> {
+        lock(&self.acknowledged).clone()
     }
 
     /// Whether an operator acknowledged a botnest.

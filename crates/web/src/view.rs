@@ -215,13 +215,22 @@ impl View {
             );
         }
         let graph = engine.graph();
-        let ids: BTreeSet<u32> = watched.iter().filter_map(|k| graph.host_id(k)).collect();
+        // Host ids are small dense numbers: a flag per id makes the pass over every channel two
+        // array reads per channel.
+        let ids: Vec<u32> = watched.iter().filter_map(|k| graph.host_id(k)).collect();
+        let mut is_watched = vec![false; ids.iter().max().map_or(0, |m| *m as usize + 1)];
+        for &id in &ids {
+            is_watched[id as usize] = true;
+        }
+        let watched_id = |id: u32| is_watched.get(id as usize).copied().unwrap_or(false);
         // The busiest channels of each watched host, so a scanner's fan-out stays bounded.
         let mut per_host: BTreeMap<u32, Vec<&botnest_detect::graph::Channel>> = BTreeMap::new();
-        for c in graph.channels() {
-            for end in [c.key.client, c.key.server] {
-                if ids.contains(&end) {
-                    per_host.entry(end).or_default().push(c);
+        if !ids.is_empty() {
+            for c in graph.channels() {
+                for end in [c.key.client, c.key.server] {
+                    if watched_id(end) {
+                        per_host.entry(end).or_default().push(c);
+                    }
                 }
             }
         }

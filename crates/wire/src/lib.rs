@@ -28,7 +28,7 @@ pub mod value;
 
 pub use error::Error;
 pub use ie::{DataType, ElementDef, ElementId};
-pub use template::{FieldSpec, Record, Records, Template, VARIABLE_LENGTH};
+pub use template::{FieldSpec, Layout, Record, Records, Template, VARIABLE_LENGTH};
 pub use value::Value;
 
 /// The export protocol version of a datagram, read from its first two bytes.

@@ -77,15 +77,40 @@ impl Template {
 
     /// Splits the data records of a data set body using this template.
     pub fn records<'a>(&'a self, body: &'a [u8]) -> Records<'a> {
-        Records {
-            template: self,
-            body,
-            pos: 0,
+        self.records_with(&self.layout(), body)
+    }
+
+    /// How records of this template are measured, worked out once so that splitting a data set
+    /// costs nothing per set: a collector keeps it beside the template.
+    pub fn layout(&self) -> Layout {
+        Layout {
             min_len: self.min_record_length(),
             fixed_len: self.fixed_record_length(),
             runs: Runs::of(self),
         }
     }
+
+    /// Splits the data records of a data set body with a layout from [`Template::layout`] of
+    /// this same template.
+    pub fn records_with<'a>(&'a self, layout: &Layout, body: &'a [u8]) -> Records<'a> {
+        Records {
+            template: self,
+            body,
+            pos: 0,
+            layout: *layout,
+        }
+    }
+}
+
+/// What splitting records of one template needs to know: their smallest length, their length
+/// when every field is fixed, and the fixed stretches between variable-length fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    min_len: usize,
+    /// Set when every record has the same length, so records are split without measuring them.
+    fixed_len: Option<usize>,
+    /// How to measure records of templates with variable-length fields.
+    runs: Option<Runs>,
 }
 
 /// The fixed-length stretches between a template's variable-length fields, so a record's
@@ -228,11 +253,7 @@ pub struct Records<'a> {
     template: &'a Template,
     body: &'a [u8],
     pos: usize,
-    min_len: usize,
-    /// Set when every record has the same length, so records are split without measuring them.
-    fixed_len: Option<usize>,
-    /// How to measure records of templates with variable-length fields.
-    runs: Option<Runs>,
+    layout: Layout,
 }
 
 /// A data set body ended inside a record (its variable-length fields ran past the set).
@@ -250,17 +271,17 @@ impl<'a> Iterator for Records<'a> {
         let rest = &self.body[self.pos..];
         // A zero-length template would loop forever; such templates are refused when parsed, but
         // a template built by hand could still have only zero-length fields.
-        if rest.len() < self.min_len.max(1) {
+        if rest.len() < self.layout.min_len.max(1) {
             return None;
         }
-        if let Some(len) = self.fixed_len.filter(|&l| l > 0) {
+        if let Some(len) = self.layout.fixed_len.filter(|&l| l > 0) {
             self.pos += len;
             return Some(Ok(Record {
                 template: self.template,
                 bytes: &rest[..len],
             }));
         }
-        let measured = match &self.runs {
+        let measured = match &self.layout.runs {
             Some(runs) => runs.measure(rest),
             None => record_length(self.template, rest),
         };

@@ -148,6 +148,11 @@ struct Beacon<'a> {
 pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let mut beacons = Vec::new();
     for ch in ctx.active() {
+        // Regularity is judged on `min_contacts` contacts or more: a channel keeping fewer
+        // cannot beacon, and most channels are such (checked first, it is the cheapest test).
+        if ch.contacts_kept() < ctx.config.beacon.min_contacts {
+            continue;
+        }
         let k = ch.key;
         if !ctx.internal(k.client) || infrastructure_service(k.proto, k.port) {
             continue;

@@ -1,10 +1,13 @@
 //! Fan-out behaviours: scanning (and worm spread), brute force, spam.
 
-use super::{local_or_group, Ctx, Finding};
+use super::{Ctx, Finding};
+use crate::config::FanoutConfig;
 use crate::evidence::{Behaviour, Evidence, Peer, Role};
 use crate::graph::{Channel, HostId};
+use crate::host::HostKey;
 use botnest_flow::Timestamp;
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 
 /// What one client did on one port over the window.
 #[derive(Debug, Default)]
@@ -16,20 +19,57 @@ struct PortActivity<'a> {
     last: Timestamp,
 }
 
-/// Groups the window's channels of internal clients by client and (port, protocol).
-fn by_client<'a>(ctx: &'a Ctx<'_>) -> HashMap<HostId, BTreeMap<(u16, u8), PortActivity<'a>>> {
-    let mut map: HashMap<HostId, BTreeMap<(u16, u8), PortActivity<'a>>> = HashMap::new();
+/// The window's channels of internal clients, grouped by client and (port, protocol).
+struct Clients<'a> {
+    /// Clients with enough channels to scan or spam, by port.
+    busy: FxHashMap<HostId, BTreeMap<(u16, u8), PortActivity<'a>>>,
+    /// Of the other clients, only the channels that may be brute force, by client (their
+    /// order is the graph's).
+    few: FxHashMap<HostId, Vec<&'a Channel>>,
+}
+
+/// Whether a channel of an internal client counts toward its fan-out.
+fn fans_out(ctx: &Ctx<'_>, ch: &Channel) -> bool {
+    ctx.internal(ch.key.client) && !ctx.local_or_group(ch.key.server)
+}
+
+/// Whether one channel has the attempts brute force needs.
+fn login_attempts(cfg: &FanoutConfig, ch: &Channel) -> bool {
+    ch.key.proto == 6
+        && cfg.login_ports.contains(&ch.key.port)
+        && ch.flows >= cfg.bruteforce_min_attempts
+        && (ch.bytes_out as f64 / f64::from(ch.flows.max(1))) < 4096.0
+}
+
+/// Groups the channels. A client needs at least as many channels as the smaller of the scan
+/// and spam thresholds to scan or spam: fewer, and only its channels that may be brute force
+/// are kept, which spares grouping the channels of the many quiet hosts.
+fn by_client<'a>(ctx: &'a Ctx<'_>) -> Clients<'a> {
+    let cfg = &ctx.config.fanout;
+    let need = cfg.scan_min_targets.min(cfg.spam_min_servers);
+    let mut count = vec![0u32; ctx.graph.host_slots()];
     for ch in ctx.active() {
-        if !ctx.internal(ch.key.client) {
+        if fans_out(ctx, ch) {
+            count[ch.key.client as usize] += 1;
+        }
+    }
+    let mut clients = Clients {
+        busy: FxHashMap::default(),
+        few: FxHashMap::default(),
+    };
+    for ch in ctx.active() {
+        let n = count.get(ch.key.client as usize).copied().unwrap_or(0);
+        if n == 0 || !fans_out(ctx, ch) {
             continue;
         }
-        if ctx
-            .key(ch.key.server)
-            .is_some_and(|s| local_or_group(s.addr))
-        {
+        if (n as usize) < need {
+            if login_attempts(cfg, ch) {
+                clients.few.entry(ch.key.client).or_default().push(ch);
+            }
             continue;
         }
-        let a = map
+        let a = clients
+            .busy
             .entry(ch.key.client)
             .or_default()
             .entry((ch.key.port, ch.key.proto))
@@ -40,7 +80,7 @@ fn by_client<'a>(ctx: &'a Ctx<'_>) -> HashMap<HostId, BTreeMap<(u16, u8), PortAc
         a.last = a.last.max(ch.last_seen);
         a.channels.push(ch);
     }
-    map
+    clients
 }
 
 fn proto_name(p: u8) -> &'static str {
@@ -57,9 +97,21 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let cfg = &ctx.config.fanout;
     let clients = by_client(ctx);
     let mail_servers_seen = mail_servers(ctx);
-    let mut scanners: HashMap<HostId, (Timestamp, Vec<u16>)> = HashMap::new();
+    let mut scanners: FxHashMap<HostId, (Timestamp, Vec<u16>)> = FxHashMap::default();
 
-    for (&client, ports) in &clients {
+    // Quiet clients: brute force is all they can show, in port order as for the others.
+    for (&client, chans) in &clients.few {
+        let Some(client_key) = ctx.key(client) else {
+            continue;
+        };
+        let mut chans = chans.clone();
+        chans.sort_by_key(|c| c.key.port);
+        for ch in chans {
+            brute_force(ctx, client_key, ch, out);
+        }
+    }
+
+    for (&client, ports) in &clients.busy {
         let Some(client_key) = ctx.key(client) else {
             continue;
         };
@@ -120,32 +172,8 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 continue;
             }
             for ch in &a.channels {
-                let mean = ch.bytes_out as f64 / f64::from(ch.flows.max(1));
-                if ch.flows >= cfg.bruteforce_min_attempts && mean < 4096.0 {
-                    let Some(server) = ctx.key(ch.key.server) else {
-                        continue;
-                    };
-                    out.push(Finding {
-                        host: client_key,
-                        role: Role::Bruteforcer,
-                        evidence: Evidence {
-                            role: Role::Bruteforcer,
-                            kind: Behaviour::BruteForce,
-                            score: (0.5 + f64::from(ch.flows) / 400.0).min(0.9),
-                            detail: format!(
-                                "{} login attempts on port {port}, {mean:.0} B each on average",
-                                ch.flows
-                            ),
-                            peer: Some(Peer {
-                                host: server,
-                                port: Some(port),
-                                proto,
-                            }),
-                            first_seen: ch.first_seen,
-                            last_seen: ch.last_seen,
-                        },
-                        other: Some((server, Role::Victim)),
-                    });
+                if login_attempts(cfg, ch) {
+                    brute_force(ctx, client_key, ch, out);
                 }
             }
         }
@@ -177,6 +205,36 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     worm_spread(ctx, &scanners, out);
 }
 
+/// Reports many short login attempts on one channel.
+fn brute_force(ctx: &Ctx<'_>, client_key: HostKey, ch: &Channel, out: &mut Vec<Finding>) {
+    let (port, proto) = (ch.key.port, ch.key.proto);
+    let mean = ch.bytes_out as f64 / f64::from(ch.flows.max(1));
+    let Some(server) = ctx.key(ch.key.server) else {
+        return;
+    };
+    out.push(Finding {
+        host: client_key,
+        role: Role::Bruteforcer,
+        evidence: Evidence {
+            role: Role::Bruteforcer,
+            kind: Behaviour::BruteForce,
+            score: (0.5 + f64::from(ch.flows) / 400.0).min(0.9),
+            detail: format!(
+                "{} login attempts on port {port}, {mean:.0} B each on average",
+                ch.flows
+            ),
+            peer: Some(Peer {
+                host: server,
+                port: Some(port),
+                proto,
+            }),
+            first_seen: ch.first_seen,
+            last_seen: ch.last_seen,
+        },
+        other: Some((server, Role::Victim)),
+    });
+}
+
 /// Hosts that accept mail (mail servers, whose job is fan-out to other servers).
 fn mail_servers(ctx: &Ctx<'_>) -> std::collections::HashSet<HostId> {
     let ports = &ctx.config.fanout.mail_ports;
@@ -190,9 +248,12 @@ fn mail_servers(ctx: &Ctx<'_>) -> std::collections::HashSet<HostId> {
 /// a propagation chain.
 fn worm_spread(
     ctx: &Ctx<'_>,
-    scanners: &HashMap<HostId, (Timestamp, Vec<u16>)>,
+    scanners: &FxHashMap<HostId, (Timestamp, Vec<u16>)>,
     out: &mut Vec<Finding>,
 ) {
+    if scanners.is_empty() {
+        return;
+    }
     for ch in ctx.active() {
         let (src, dst) = (ch.key.client, ch.key.server);
         let (Some(_), Some((started, ports))) = (scanners.get(&src), scanners.get(&dst)) else {

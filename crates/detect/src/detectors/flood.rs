@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let cfg = &ctx.config.flood;
     let mut by_victim: HashMap<HostId, Vec<&Channel>> = HashMap::new();
     for ch in ctx.active() {
-        if ctx.internal(ch.key.client) && attacking(ch, cfg.min_packets_per_second) {
+        if attacking(ch, cfg.min_packets_per_second) && ctx.internal(ch.key.client) {
             by_victim.entry(ch.key.server).or_default().push(ch);
         }
     }

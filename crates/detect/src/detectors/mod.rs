@@ -4,6 +4,7 @@
 //! verdict on a window depends on that window's flows only.
 
 pub mod beacon;
+pub mod discovery;
 pub mod fanout;
 pub mod flood;
 pub mod intel;
@@ -62,7 +63,13 @@ impl Ctx<'_> {
 
     /// Whether a host id is internal.
     pub fn internal(&self, id: crate::graph::HostId) -> bool {
-        self.graph.host(id).is_some_and(|h| h.internal)
+        self.graph.host_kind(id).internal()
+    }
+
+    /// Whether a host id is a multicast, broadcast or link-local address
+    /// ([`local_or_group`]); false for an id not in use.
+    pub fn local_or_group(&self, id: crate::graph::HostId) -> bool {
+        self.graph.host_kind(id).local_or_group()
     }
 }
 
@@ -80,11 +87,17 @@ pub struct Finding {
 }
 
 /// Services whose periodic use is part of a network working normally: name resolution, time,
-/// address configuration, local discovery. Regular contact with them is not beaconing.
+/// address configuration, local discovery, and the NAT traversal and tunnels whose keepalives
+/// are periodic by specification (STUN/TURN consent and refresh, IPsec NAT-T and WireGuard
+/// keepalives). Regular contact with them is not beaconing.
 pub fn infrastructure_service(proto_: u8, port: u16) -> bool {
     match proto_ {
-        proto::UDP => matches!(port, 53 | 67 | 68 | 123 | 137 | 138 | 1900 | 5353 | 5355),
-        proto::TCP => matches!(port, 53 | 853),
+        proto::UDP => matches!(
+            port,
+            53 | 67 | 68 | 123 | 137 | 138 | 1900 | 3478 | 3479 | 4500 | 5349 | 5353 | 5355 | 19302
+                ..=19309 | 51820
+        ),
+        proto::TCP => matches!(port, 53 | 853 | 3478 | 5349),
         _ => false,
     }
 }

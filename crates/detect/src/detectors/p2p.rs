@@ -13,11 +13,15 @@
 //!   Peers that other internal hosts also contact (mutual contacts, Coskun et al. 2010) tie the
 //!   members of one overlay together.
 //!
+//! - Peer discovery ([`super::discovery`]): a node probing external peers one small UDP
+//!   datagram at a time, minute after minute, mostly unanswered; it needs fewer peers than the
+//!   peer-list view because it also asks that the probing go on over time.
+//!
 //! The host views work on a single window, so they also serve short captures; the graph view
 //! needs a few windows of history. File-sharing clients are genuine overlay nodes too: their
 //! peers mostly answer, which keeps them at a moderate score.
 
-use super::{infrastructure_service, local_or_group, Ctx, Finding};
+use super::{infrastructure_service, Ctx, Finding};
 use crate::config::P2pConfig;
 use crate::evidence::{Behaviour, Evidence, Peer, Role};
 use crate::graph::{proto, Channel, HostId};
@@ -222,30 +226,60 @@ struct Node {
     accepts: bool,
 }
 
-/// One protocol graph of the window, with its components (union-find).
+/// One protocol graph of the window, with its components (union-find). Nodes are numbered in
+/// the order their hosts first appear in the graph's edges.
 #[derive(Debug, Default)]
 struct ProtoGraph {
-    index: FxHashMap<HostId, usize>,
     nodes: Vec<Node>,
     parent: Vec<usize>,
 }
 
-impl ProtoGraph {
-    fn node(&mut self, id: HostId) -> usize {
-        let n = self.nodes.len();
-        let i = *self.index.entry(id).or_insert(n);
-        if i == n {
-            self.nodes.push(Node {
+/// Node numbers of hosts while one protocol graph is built: an array indexed by host id,
+/// shared by the graphs of a window and cleared after each.
+#[derive(Debug)]
+struct NodeIndex {
+    slot: Vec<u32>,
+}
+
+impl NodeIndex {
+    const ABSENT: u32 = u32::MAX;
+
+    fn new(hosts: usize) -> NodeIndex {
+        NodeIndex {
+            slot: vec![Self::ABSENT; hosts],
+        }
+    }
+
+    /// Builds one graph from its edges, in their order.
+    fn build(&mut self, edges: &[(HostId, HostId)]) -> ProtoGraph {
+        let mut g = ProtoGraph::default();
+        for &(client, server) in edges {
+            let (c, s) = (self.node(&mut g, client), self.node(&mut g, server));
+            g.edge(c, s);
+        }
+        for n in &g.nodes {
+            self.slot[n.id as usize] = Self::ABSENT;
+        }
+        g
+    }
+
+    fn node(&mut self, g: &mut ProtoGraph, id: HostId) -> usize {
+        let slot = &mut self.slot[id as usize];
+        if *slot == Self::ABSENT {
+            *slot = g.nodes.len() as u32;
+            g.parent.push(g.nodes.len());
+            g.nodes.push(Node {
                 id,
                 degree: 0,
                 initiates: false,
                 accepts: false,
             });
-            self.parent.push(n);
         }
-        i
+        *slot as usize
     }
+}
 
+impl ProtoGraph {
     fn find(&mut self, mut i: usize) -> usize {
         while self.parent[i] != i {
             self.parent[i] = self.parent[self.parent[i]];
@@ -254,8 +288,8 @@ impl ProtoGraph {
         i
     }
 
-    fn edge(&mut self, client: HostId, server: HostId) {
-        let (c, s) = (self.node(client), self.node(server));
+    /// Adds an edge from node `c` (the client) to node `s` (the server).
+    fn edge(&mut self, c: usize, s: usize) {
         self.nodes[c].degree += 1;
         self.nodes[c].initiates = true;
         self.nodes[s].degree += 1;
@@ -266,12 +300,13 @@ impl ProtoGraph {
         }
     }
 
-    /// Component root of every node, and the size of each component.
-    fn components(&mut self) -> (Vec<usize>, FxHashMap<usize, u32>) {
+    /// Component root of every node, and the size of the component of each root (indexed by
+    /// node; 0 for nodes that are not roots).
+    fn components(&mut self) -> (Vec<usize>, Vec<u32>) {
         let roots: Vec<usize> = (0..self.nodes.len()).map(|i| self.find(i)).collect();
-        let mut sizes: FxHashMap<usize, u32> = FxHashMap::default();
+        let mut sizes = vec![0u32; self.nodes.len()];
         for &r in &roots {
-            *sizes.entry(r).or_default() += 1;
+            sizes[r] += 1;
         }
         (roots, sizes)
     }
@@ -281,25 +316,33 @@ impl ProtoGraph {
 /// network service, not to a group address.
 fn counted(ctx: &Ctx<'_>, ch: &Channel) -> bool {
     let k = ch.key;
+    let server = ctx.graph.host_kind(k.server);
     matches!(k.proto, proto::TCP | proto::UDP)
         && !infrastructure_service(k.proto, k.port)
-        && ctx
-            .key(k.server)
-            .is_some_and(|s| !local_or_group(s.addr) && !ctx.config.resolvers.contains(&s.addr))
+        && server.present()
+        && !server.local_or_group()
+        && (ctx.config.resolvers.is_empty()
+            || ctx
+                .key(k.server)
+                .is_some_and(|s| !ctx.config.resolvers.contains(&s.addr)))
 }
 
 /// Builds the window's protocol graphs.
 fn protocol_graphs(ctx: &Ctx<'_>) -> BTreeMap<GraphKey, ProtoGraph> {
-    let mut graphs: BTreeMap<GraphKey, ProtoGraph> = BTreeMap::new();
+    let mut edges: BTreeMap<GraphKey, Vec<(HostId, HostId)>> = BTreeMap::new();
     for ch in ctx.active().filter(|c| counted(ctx, c)) {
         if let Some(key) = GraphKey::of(ch.key.proto, ch.key.port) {
-            graphs
+            edges
                 .entry(key)
                 .or_default()
-                .edge(ch.key.client, ch.key.server);
+                .push((ch.key.client, ch.key.server));
         }
     }
-    graphs
+    let mut index = NodeIndex::new(ctx.graph.host_slots());
+    edges
+        .into_iter()
+        .map(|(key, e)| (key, index.build(&e)))
+        .collect()
 }
 
 /// Internal hosts of graphs that grew beyond their history, with a description of the growth.
@@ -312,8 +355,10 @@ fn overlay_members(ctx: &Ctx<'_>, history: &mut OverlayHistory) -> FxHashMap<Hos
         let (roots, comp) = g.components();
         let (lcc_root, lcc) = comp
             .iter()
-            .max_by_key(|(r, n)| (**n, std::cmp::Reverse(**r)))
-            .map_or((0, 0), |(r, n)| (*r, *n));
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .max_by_key(|(r, n)| (**n, std::cmp::Reverse(*r)))
+            .map_or((0, 0), |(r, n)| (r, *n));
         let s = Sample {
             at: ctx.to,
             nodes: g.nodes.len() as u32,
@@ -335,7 +380,7 @@ fn overlay_members(ctx: &Ctx<'_>, history: &mut OverlayHistory) -> FxHashMap<Hos
             let in_component = if a.lcc {
                 roots[i] == lcc_root
             } else {
-                comp.get(&roots[i]).is_some_and(|&c| c >= 3)
+                comp[roots[i]] >= 3
             };
             if in_component && n.initiates && n.accepts && n.degree >= 3 && ctx.internal(n.id) {
                 members.entry(n.id).or_insert_with(|| what.clone());
@@ -493,6 +538,7 @@ pub fn run(ctx: &Ctx<'_>, history: &mut OverlayHistory, out: &mut Vec<Finding>) 
     let cfg = &ctx.config.p2p;
     let members = overlay_members(ctx, history);
     let views = host_views(ctx);
+    let discovery = super::discovery::assess(ctx);
 
     // How many internal hosts contact each peer.
     let mut contacted_by: FxHashMap<HostId, u32> = FxHashMap::default();
@@ -502,7 +548,12 @@ pub fn run(ctx: &Ctx<'_>, history: &mut OverlayHistory, out: &mut Vec<Finding>) 
         }
     }
 
-    let mut hosts: Vec<HostId> = views.keys().chain(members.keys()).copied().collect();
+    let mut hosts: Vec<HostId> = views
+        .keys()
+        .chain(members.keys())
+        .chain(discovery.keys())
+        .copied()
+        .collect();
     hosts.sort_unstable();
     hosts.dedup();
     let empty = HostView::default();
@@ -515,17 +566,26 @@ pub fn run(ctx: &Ctx<'_>, history: &mut OverlayHistory, out: &mut Vec<Finding>) 
             .count();
         let probe = probe_score(v, mutual, cfg);
         let overlay = members.get(&id);
+        let found = discovery.get(&id);
         let score = match (probe, overlay) {
             (Some((s, _)), Some(_)) => s + 0.2,
             (Some((s, _)), None) => s,
             (None, Some(_)) => 0.3,
-            (None, None) => continue,
+            (None, None) => 0.0,
         }
-        .min(0.9);
+        .min(0.9)
+        .max(found.map_or(0.0, |d| d.score));
         if score < 0.3 {
             continue;
         }
-        let detail = describe(probe.map(|p| p.1), overlay);
+        let mut detail = describe(probe.map(|p| p.1), overlay);
+        if let Some(d) = found {
+            detail = if detail.is_empty() {
+                d.detail.clone()
+            } else {
+                format!("{}; {detail}", d.detail)
+            };
+        }
         report(ctx, id, v, score, detail, out);
     }
 }
