@@ -332,9 +332,9 @@ const MAX_NAP: Duration = Duration::from_millis(20);
 /// The longest a reader thread may pause after it drained its socket: the time the kernel's
 /// buffer takes to fill at 1 GB/s, and never more than [`MAX_NAP`]. `granted` is the size
 /// Linux reports, twice the size asked for; what it counts against that size is each
-/// datagram's whole allocation (payload and bookkeeping, about 1.6 times the payload of a
-/// 1500-byte datagram), so 1 GB/s of it is about 5 Gbit/s of export traffic. Flow records are
-/// seconds old when exported, so such a delay is immaterial.
+/// datagram's whole allocation (payload and bookkeeping), so 1 GB/s of it is less than 8 Gbit/s
+/// of export traffic. Flow records are seconds old when exported, so such a delay is
+/// immaterial.
 fn nap_bound(granted: usize) -> Duration {
     Duration::from_nanos(granted as u64).min(MAX_NAP)
 }
