@@ -1316,7 +1316,9 @@ fn live_alert(a: &str, port: u16) {
             "no alert event for {LATE_BOT}; saw {seen:?}"
         );
         let Ok((event, data)) = events.recv_timeout(left) else {
-            panic!("the event stream ended; saw {seen:?}");
+            let status = get(a, "/api/status").json();
+            let late = get(a, &format!("/api/hosts/{}/{LATE_BOT}", enc(ACME))).text();
+            panic!("the event stream ended; saw {seen:?}; status {status:#}; {LATE_BOT}: {late}");
         };
         if event == "alert" {
             let v: Value = serde_json::from_str(&data).unwrap();
