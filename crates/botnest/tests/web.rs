@@ -245,8 +245,15 @@ fn config(dir: &Path) -> PathBuf {
     hosts.insert("tenant_names".into(), toml::Value::Table(names));
     let mut detect = toml::Table::new();
     detect.insert("hosts".into(), toml::Value::Table(hosts));
+    // The live part of the test goes on with the recorded scenario's (historical) times, as a
+    // replay would: its exporter's clock is years behind on purpose, so it is not corrected.
+    let mut clock = toml::Table::new();
+    clock.insert("correct".into(), false.into());
+    let mut decoder = toml::Table::new();
+    decoder.insert("clock".into(), toml::Value::Table(clock));
     let mut doc = toml::Table::new();
     doc.insert("detect".into(), toml::Value::Table(detect));
+    doc.insert("decoder".into(), toml::Value::Table(decoder));
     std::fs::write(&path, toml::to_string(&doc).unwrap()).unwrap();
     path
 }
