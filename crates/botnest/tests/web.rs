@@ -1198,6 +1198,8 @@ fn check_metrics(a: &str) {
     assert!(flows > 0.0);
     assert_eq!(samples["botnest_engine_flows_total"], flows);
     assert!(samples["botnest_engine_evaluations_total"] > 0.0);
+    assert!(samples["botnest_engine_memory_bytes"] > 0.0);
+    assert!(samples["botnest_engine_evidence"] >= 4.0);
     assert!(samples["botnest_accused_hosts"] >= 4.0);
     assert!(
         samples

@@ -114,6 +114,8 @@ pub struct EngineFigures {
     pub slide_seconds: u64,
     /// Score from which a host is reported.
     pub bot_threshold: f64,
+    /// Sizes of the engine's state, structure by structure.
+    pub sizes: botnest_detect::engine::EngineSizes,
 }
 
 impl EngineFigures {
@@ -140,6 +142,7 @@ impl EngineFigures {
             window_seconds: c.window_seconds,
             slide_seconds: c.slide_seconds,
             bot_threshold: c.bot_threshold,
+            sizes: engine.sizes(),
         }
     }
 
