@@ -1198,6 +1198,8 @@ fn check_metrics(a: &str) {
     assert!(flows > 0.0);
     assert_eq!(samples["botnest_engine_flows_total"], flows);
     assert!(samples["botnest_engine_evaluations_total"] > 0.0);
+    assert!(samples["botnest_engine_memory_bytes"] > 0.0);
+    assert!(samples["botnest_engine_evidence"] >= 4.0);
     assert!(samples["botnest_accused_hosts"] >= 4.0);
     assert!(
         samples
@@ -1323,7 +1325,9 @@ fn live_alert(a: &str, port: u16) {
             "no alert event for {LATE_BOT}; saw {seen:?}"
         );
         let Ok((event, data)) = events.recv_timeout(left) else {
-            panic!("the event stream ended; saw {seen:?}");
+            let status = get(a, "/api/status").json();
+            let late = get(a, &format!("/api/hosts/{}/{LATE_BOT}", enc(ACME))).text();
+            panic!("the event stream ended; saw {seen:?}; status {status:#}; {LATE_BOT}: {late}");
         };
         if event == "alert" {
             let v: Value = serde_json::from_str(&data).unwrap();

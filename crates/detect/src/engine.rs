@@ -97,7 +97,15 @@ pub struct EngineStats {
     pub too_late: u64,
     /// Windows evaluated.
     pub evaluations: u64,
+    /// Windows passed over without evaluation after a jump of event time (see
+    /// [`Engine::advance`]).
+    pub windows_skipped: u64,
 }
+
+/// Slides with records noted ahead of evaluation at most; records with times scattered over
+/// more slides than this (a broken exporter clock) only turn the skipping of empty stretches
+/// off until evaluation catches up.
+const MAX_BUSY_SLIDES: usize = 100_000;
 
 /// How much state the engine holds, structure by structure: what a metrics endpoint exports
 /// to show memory stays bounded.
@@ -149,6 +157,10 @@ pub struct Engine {
     newest: Timestamp,
     watermark: Timestamp,
     next_eval: Option<Timestamp>,
+    /// Slides (start time / slide) holding records not yet behind every evaluated window: how
+    /// a long stretch of event time without records is recognised and passed over.
+    busy: BTreeSet<u64>,
+    last_busy: Option<u64>,
     verdicts: BTreeMap<HostKey, HostVerdict>,
     /// Evidence already alerted: host, behaviour, peer.
     alerted: BTreeSet<(HostKey, Behaviour, Option<Peer>)>,
@@ -177,6 +189,8 @@ impl Engine {
             newest: Timestamp::default(),
             watermark: Timestamp::default(),
             next_eval: None,
+            busy: BTreeSet::new(),
+            last_busy: None,
             verdicts: BTreeMap::new(),
             alerted: BTreeSet::new(),
             botnests: Botnests::default(),
@@ -295,6 +309,11 @@ impl Engine {
             self.stats.late += 1;
         }
         let t = start;
+        let bucket = t.as_unix_nanos() / (self.config.slide_seconds.max(1) * NS);
+        if self.last_busy != Some(bucket) && self.busy.len() < MAX_BUSY_SLIDES {
+            self.last_busy = Some(bucket);
+            self.busy.insert(bucket);
+        }
         self.newest = self.newest.max(t);
         if self.next_eval.is_none() {
             let slide = self.config.slide_seconds.max(1) * NS;
@@ -310,9 +329,58 @@ impl Engine {
         let w = Timestamp(now.as_unix_nanos().saturating_sub(lateness));
         self.watermark = self.watermark.max(w);
         let slide = self.config.slide_seconds.max(1) * NS;
-        while let Some(at) = self.next_eval.filter(|at| *at <= self.watermark) {
+        loop {
+            self.skip_gap(slide);
+            let Some(at) = self.next_eval.filter(|at| *at <= self.watermark) else {
+                break;
+            };
             self.evaluate(at);
             self.next_eval = Some(Timestamp(at.as_unix_nanos() + slide));
+        }
+    }
+
+    /// When event time jumps far ahead (live collection after replaying old records, an
+    /// exporter whose clock was corrected), the windows holding no record at all are not
+    /// evaluated one by one: once such a stretch is longer than the graph keeps anything, the
+    /// next window is moved to the first one holding records again (or to one window before
+    /// the watermark). Without this a jump of a year would mean half a million evaluations
+    /// before detection caught up. Botnest lifecycles and evidence age by time, not by windows
+    /// counted, so they come out the same.
+    fn skip_gap(&mut self, slide: u64) {
+        let Some(at) = self.next_eval else {
+            return;
+        };
+        let window = self.config.window_seconds * NS;
+        let kept = self
+            .config
+            .retention_seconds
+            .max(self.config.window_seconds)
+            * NS;
+        let (at, watermark) = (at.as_unix_nanos(), self.watermark.as_unix_nanos());
+        // Slides already behind every window to come are forgotten.
+        let from = at.saturating_sub(window) / slide;
+        self.busy = self.busy.split_off(&from);
+        if self.last_busy.is_some_and(|b| b < from) {
+            self.last_busy = None;
+        }
+        if self.busy.len() >= MAX_BUSY_SLIDES {
+            // Records were not all noted: no stretch can be known to be empty.
+            return;
+        }
+        // The first slide with records inside or after the next window.
+        let next_busy = self.busy.iter().next().map(|b| b * slide);
+        let quiet_until = next_busy.unwrap_or(watermark).min(watermark);
+        if quiet_until <= at.saturating_add(kept + window) {
+            return;
+        }
+        // The first window whose range reaches those records.
+        let to = quiet_until.div_ceil(slide) * slide;
+        let to = to
+            .min(watermark.saturating_sub(window) / slide * slide)
+            .max(at);
+        if to > at {
+            self.stats.windows_skipped += (to - at) / slide;
+            self.next_eval = Some(Timestamp(to));
         }
     }
 

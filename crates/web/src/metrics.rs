@@ -180,6 +180,11 @@ pub(crate) fn render(app: &App) -> String {
         ),
         ("evaluations", "Windows evaluated.", e.evaluations),
         (
+            "windows_skipped",
+            "Windows passed over after a jump of event time.",
+            e.windows_skipped,
+        ),
+        (
             "hosts_refused",
             "Hosts refused at the graph's limit.",
             e.hosts_refused,
@@ -203,6 +208,41 @@ pub(crate) fn render(app: &App) -> String {
         ("verdicts", "Hosts with a verdict.", e.verdicts),
     ] {
         x.single(&format!("botnest_engine_{what}"), "gauge", help, v as f64);
+    }
+    let z = &e.sizes;
+    for (what, help, v) in [
+        (
+            "evidence",
+            "Evidence entries over all verdicts.",
+            z.evidence as f64,
+        ),
+        (
+            "alerted",
+            "Evidence already alerted, remembered so it alerts once.",
+            z.alerted as f64,
+        ),
+        (
+            "overlay_samples",
+            "Samples in the peer-to-peer overlay history.",
+            z.overlay_samples as f64,
+        ),
+        (
+            "channel_slots",
+            "Channel places allocated in the graph.",
+            z.channel_slots as f64,
+        ),
+        (
+            "graph_bytes",
+            "Bytes allocated by the property graph.",
+            z.graph_bytes as f64,
+        ),
+        (
+            "memory_bytes",
+            "Estimated bytes of the engine's state.",
+            z.memory_bytes as f64,
+        ),
+    ] {
+        x.single(&format!("botnest_engine_{what}"), "gauge", help, v);
     }
     x.single(
         "botnest_engine_overlay_history",

@@ -90,6 +90,8 @@ pub struct EngineFigures {
     pub too_late: u64,
     /// Windows evaluated.
     pub evaluations: u64,
+    /// Windows passed over after a jump of event time.
+    pub windows_skipped: u64,
     /// Hosts in the graph.
     pub hosts: usize,
     /// Channels in the graph.
@@ -112,6 +114,8 @@ pub struct EngineFigures {
     pub slide_seconds: u64,
     /// Score from which a host is reported.
     pub bot_threshold: f64,
+    /// Sizes of the engine's state, structure by structure.
+    pub sizes: botnest_detect::engine::EngineSizes,
 }
 
 impl EngineFigures {
@@ -126,6 +130,7 @@ impl EngineFigures {
             late: s.late,
             too_late: s.too_late,
             evaluations: s.evaluations,
+            windows_skipped: s.windows_skipped,
             hosts,
             channels,
             hosts_refused: g.hosts_refused,
@@ -137,6 +142,7 @@ impl EngineFigures {
             window_seconds: c.window_seconds,
             slide_seconds: c.slide_seconds,
             bot_threshold: c.bot_threshold,
+            sizes: engine.sizes(),
         }
     }
 
