@@ -4,10 +4,10 @@
 # Usage: ./scripts/test.sh [--quick] [--no-install] [--help]
 #
 #   (no option)    As root on Debian, install what is missing (tshark, softflowd,
-#                  openvswitch-switch, nfdump, ethtool, iproute2, tcpdump, chromium,
-#                  cargo-nextest, the STIX validator from PyPI in a virtual environment under
-#                  target/; a Rust toolchain through rustup when cargo itself is missing), then
-#                  run every step:
+#                  openvswitch-switch, nfdump, ethtool, iproute2, tcpdump, chromium, the cloud
+#                  testbed's servers and tools, cargo-nextest, the STIX validator from PyPI in a
+#                  virtual environment under target/; a Rust toolchain through rustup when cargo
+#                  itself is missing), then run every step:
 #                  rustfmt check, clippy (-D warnings), rustdoc (-D warnings), the test suite
 #                  (cargo nextest, then doctests) and the extra steps listed in EXTRA_STEPS below.
 #   --quick        For development: install nothing, skip rustdoc, doctests, the conformance

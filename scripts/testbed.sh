@@ -17,6 +17,8 @@
 #   stop SCENARIO...     stop them
 #   scenarios            list the scenarios
 #   status               what runs: namespaces, switches, ports, programs
+#   record FILE [SECS]   record the IPFIX export of the scenarios to FILE (pcap) for SECS seconds
+#                        (default 150): what `botnest demo` replays without the live testbed
 #   exec NS CMD...       run a command in one of the testbed's namespaces (prefix optional)
 #   down                 stop everything and remove what any run left behind
 #
@@ -600,6 +602,33 @@ cmd_down() {
     log "down"
 }
 
+# The demo's recording: the export of every scenario but the flood (it would fill the file),
+# caught by tcpdump in the management namespace while socat takes the messages (Open vSwitch's
+# IPFIX socket is connected: without a listener it drops them).
+cmd_record() {
+    need_root
+    local file=${1:?record: FILE missing} seconds=${2:-150}
+    ip netns list | grep -q "^$P-mgmt" || die "the testbed is not up"
+    local sink dump
+    ip netns exec "$P-mgmt" socat -u UDP-RECV:4739,bind=172.31.0.1 /dev/null &
+    sink=$!
+    ip netns exec "$P-mgmt" tcpdump -q -s 0 -i any -w "$file" udp port 4739 2>/dev/null &
+    dump=$!
+    sleep 1
+    cmd_export
+    export BOTNEST_TESTBED_SCAN_RATE=${BOTNEST_TESTBED_SCAN_RATE:-5}
+    cmd_start http-botnet p2p-botnet worm bruteforce irc-botnet
+    sleep 30
+    cmd_start spam
+    sleep $((seconds - 30))
+    cmd_export off
+    sleep 1
+    kill -INT "$dump" 2>/dev/null || true
+    kill "$sink" 2>/dev/null || true
+    wait "$dump" 2>/dev/null || true
+    log "recorded $(stat -c %s "$file") bytes to $file"
+}
+
 cmd_exec() {
     local ns=$1
     shift
@@ -615,6 +644,7 @@ case ${1:-} in
     stop) shift; cmd_stop "$@" ;;
     scenarios) cmd_scenarios ;;
     status) cmd_status ;;
+    record) shift; cmd_record "$@" ;;
     exec) shift; cmd_exec "$@" ;;
     -h | --help | help) sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" ;;
     *) sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2; exit 2 ;;

@@ -5,6 +5,7 @@ mod analyze;
 mod collect;
 mod config;
 mod decode;
+mod demo;
 mod evaluate;
 mod intel;
 mod output;
@@ -40,6 +41,9 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Collect flows and detect botnets live, sending alerts to JSON, syslog and webhooks.
     Run(run::RunArgs),
+    /// Show botnests in the web console within a minute: the live cloud testbed (root, Open
+    /// vSwitch) or a recording of it.
+    Demo(demo::DemoArgs),
 }
 
 fn main() {
@@ -62,6 +66,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Analyze(args) => analyze::run(&args, config.detect, config.decoder),
         Command::Evaluate(args) => evaluate::run(&args, config.detect, config.decoder),
         Command::Run(args) => run::run(&args, config),
+        Command::Demo(args) => demo::run(&args),
     }
 }
 

@@ -245,8 +245,15 @@ fn config(dir: &Path) -> PathBuf {
     hosts.insert("tenant_names".into(), toml::Value::Table(names));
     let mut detect = toml::Table::new();
     detect.insert("hosts".into(), toml::Value::Table(hosts));
+    // The live part of the test goes on with the recorded scenario's (historical) times, as a
+    // replay would: its exporter's clock is years behind on purpose, so it is not corrected.
+    let mut clock = toml::Table::new();
+    clock.insert("correct".into(), false.into());
+    let mut decoder = toml::Table::new();
+    decoder.insert("clock".into(), toml::Value::Table(clock));
     let mut doc = toml::Table::new();
     doc.insert("detect".into(), toml::Value::Table(detect));
+    doc.insert("decoder".into(), toml::Value::Table(decoder));
     std::fs::write(&path, toml::to_string(&doc).unwrap()).unwrap();
     path
 }
@@ -1316,7 +1323,9 @@ fn live_alert(a: &str, port: u16) {
             "no alert event for {LATE_BOT}; saw {seen:?}"
         );
         let Ok((event, data)) = events.recv_timeout(left) else {
-            panic!("the event stream ended; saw {seen:?}");
+            let status = get(a, "/api/status").json();
+            let late = get(a, &format!("/api/hosts/{}/{LATE_BOT}", enc(ACME))).text();
+            panic!("the event stream ended; saw {seen:?}; status {status:#}; {LATE_BOT}: {late}");
         };
         if event == "alert" {
             let v: Value = serde_json::from_str(&data).unwrap();

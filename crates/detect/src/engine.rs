@@ -97,6 +97,46 @@ pub struct EngineStats {
     pub too_late: u64,
     /// Windows evaluated.
     pub evaluations: u64,
+    /// Windows passed over without evaluation after a jump of event time (see
+    /// [`Engine::advance`]).
+    pub windows_skipped: u64,
+}
+
+/// Slides with records noted ahead of evaluation at most; records with times scattered over
+/// more slides than this (a broken exporter clock) only turn the skipping of empty stretches
+/// off until evaluation catches up.
+const MAX_BUSY_SLIDES: usize = 100_000;
+
+/// How much state the engine holds, structure by structure: what a metrics endpoint exports
+/// to show memory stays bounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineSizes {
+    /// Hosts in the graph.
+    pub hosts: usize,
+    /// Channels in the graph.
+    pub channels: usize,
+    /// Channel places allocated in the graph, expired ones awaiting compaction included.
+    pub channel_slots: usize,
+    /// Bytes allocated by the graph.
+    pub graph_bytes: u64,
+    /// Protocol graphs with an overlay history.
+    pub overlay_graphs: usize,
+    /// Samples in the overlay history.
+    pub overlay_samples: usize,
+    /// Host verdicts held.
+    pub verdicts: usize,
+    /// Evidence entries over all verdicts.
+    pub evidence: usize,
+    /// Evidence already alerted, remembered so it alerts once.
+    pub alerted: usize,
+    /// Botnests held (closed ones included).
+    pub botnests: usize,
+    /// Events not yet polled.
+    pub pending_events: usize,
+    /// Estimated bytes of all of the above: the graph's allocations plus the verdicts,
+    /// botnests and history at their structures' sizes and text lengths. An estimate: heap
+    /// bookkeeping and tree nodes' spare room are not counted.
+    pub memory_bytes: u64,
 }
 
 /// Verdicts and botnests, as saved across a restart.
@@ -117,6 +157,10 @@ pub struct Engine {
     newest: Timestamp,
     watermark: Timestamp,
     next_eval: Option<Timestamp>,
+    /// Slides (start time / slide) holding records not yet behind every evaluated window: how
+    /// a long stretch of event time without records is recognised and passed over.
+    busy: BTreeSet<u64>,
+    last_busy: Option<u64>,
     verdicts: BTreeMap<HostKey, HostVerdict>,
     /// Evidence already alerted: host, behaviour, peer.
     alerted: BTreeSet<(HostKey, Behaviour, Option<Peer>)>,
@@ -145,6 +189,8 @@ impl Engine {
             newest: Timestamp::default(),
             watermark: Timestamp::default(),
             next_eval: None,
+            busy: BTreeSet::new(),
+            last_busy: None,
             verdicts: BTreeMap::new(),
             alerted: BTreeSet::new(),
             botnests: Botnests::default(),
@@ -187,6 +233,59 @@ impl Engine {
         self.stats
     }
 
+    /// Sizes of the engine's state. Walks the verdicts and botnests (not the graph), so it is
+    /// cheap enough for a metrics scrape.
+    pub fn sizes(&self) -> EngineSizes {
+        use std::mem::size_of;
+        let (hosts, channels) = self.graph.size();
+        let graph_bytes = self.graph.memory_bytes();
+        let mut evidence = 0;
+        let mut verdict_bytes = 0;
+        for v in self.verdicts.values() {
+            evidence += v.evidence.len();
+            verdict_bytes += size_of::<(HostKey, HostVerdict)>()
+                + v.roles.len() * size_of::<Role>()
+                + v.named.len() * size_of::<(HostKey, Role)>()
+                + v.evidence.capacity() * size_of::<Evidence>()
+                + v.evidence
+                    .iter()
+                    .map(|e| e.detail.capacity())
+                    .sum::<usize>();
+        }
+        let botnest_bytes: usize = self
+            .botnests
+            .iter()
+            .map(|b| {
+                size_of::<(u64, crate::botnest::Botnest)>()
+                    + b.members.len() * size_of::<(HostKey, BTreeSet<Role>)>()
+                    + b.c2
+                        .iter()
+                        .map(|c| size_of::<String>() + c.capacity())
+                        .sum::<usize>()
+                    + b.flows.capacity() * size_of::<crate::botnest::FlowSummary>()
+                    + b.merged.capacity() * size_of::<u64>()
+            })
+            .sum();
+        let overlay_samples = self.overlays.samples();
+        let other = self.alerted.len() * size_of::<(HostKey, Behaviour, Option<Peer>)>()
+            + self.events.len() * size_of::<Event>()
+            + overlay_samples * 16;
+        EngineSizes {
+            hosts,
+            channels,
+            channel_slots: self.graph.channel_slots(),
+            graph_bytes,
+            overlay_graphs: self.overlays.graphs(),
+            overlay_samples,
+            verdicts: self.verdicts.len(),
+            evidence,
+            alerted: self.alerted.len(),
+            botnests: self.botnests.len(),
+            pending_events: self.events.len(),
+            memory_bytes: graph_bytes + (verdict_bytes + botnest_bytes + other) as u64,
+        }
+    }
+
     /// The newest flow start seen: the event time that drives windows offline.
     pub fn newest(&self) -> Timestamp {
         self.newest
@@ -210,6 +309,11 @@ impl Engine {
             self.stats.late += 1;
         }
         let t = start;
+        let bucket = t.as_unix_nanos() / (self.config.slide_seconds.max(1) * NS);
+        if self.last_busy != Some(bucket) && self.busy.len() < MAX_BUSY_SLIDES {
+            self.last_busy = Some(bucket);
+            self.busy.insert(bucket);
+        }
         self.newest = self.newest.max(t);
         if self.next_eval.is_none() {
             let slide = self.config.slide_seconds.max(1) * NS;
@@ -225,9 +329,58 @@ impl Engine {
         let w = Timestamp(now.as_unix_nanos().saturating_sub(lateness));
         self.watermark = self.watermark.max(w);
         let slide = self.config.slide_seconds.max(1) * NS;
-        while let Some(at) = self.next_eval.filter(|at| *at <= self.watermark) {
+        loop {
+            self.skip_gap(slide);
+            let Some(at) = self.next_eval.filter(|at| *at <= self.watermark) else {
+                break;
+            };
             self.evaluate(at);
             self.next_eval = Some(Timestamp(at.as_unix_nanos() + slide));
+        }
+    }
+
+    /// When event time jumps far ahead (live collection after replaying old records, an
+    /// exporter whose clock was corrected), the windows holding no record at all are not
+    /// evaluated one by one: once such a stretch is longer than the graph keeps anything, the
+    /// next window is moved to the first one holding records again (or to one window before
+    /// the watermark). Without this a jump of a year would mean half a million evaluations
+    /// before detection caught up. Botnest lifecycles and evidence age by time, not by windows
+    /// counted, so they come out the same.
+    fn skip_gap(&mut self, slide: u64) {
+        let Some(at) = self.next_eval else {
+            return;
+        };
+        let window = self.config.window_seconds * NS;
+        let kept = self
+            .config
+            .retention_seconds
+            .max(self.config.window_seconds)
+            * NS;
+        let (at, watermark) = (at.as_unix_nanos(), self.watermark.as_unix_nanos());
+        // Slides already behind every window to come are forgotten.
+        let from = at.saturating_sub(window) / slide;
+        self.busy = self.busy.split_off(&from);
+        if self.last_busy.is_some_and(|b| b < from) {
+            self.last_busy = None;
+        }
+        if self.busy.len() >= MAX_BUSY_SLIDES {
+            // Records were not all noted: no stretch can be known to be empty.
+            return;
+        }
+        // The first slide with records inside or after the next window.
+        let next_busy = self.busy.iter().next().map(|b| b * slide);
+        let quiet_until = next_busy.unwrap_or(watermark).min(watermark);
+        if quiet_until <= at.saturating_add(kept + window) {
+            return;
+        }
+        // The first window whose range reaches those records.
+        let to = quiet_until.div_ceil(slide) * slide;
+        let to = to
+            .min(watermark.saturating_sub(window) / slide * slide)
+            .max(at);
+        if to > at {
+            self.stats.windows_skipped += (to - at) / slide;
+            self.next_eval = Some(Timestamp(to));
         }
     }
 

@@ -1130,3 +1130,78 @@ fn benign_udp_software_is_not_peer_discovery() {
         );
     }
 }
+
+#[test]
+fn a_jump_of_event_time_skips_the_windows_in_between() {
+    use botnest_detect::{DetectConfig, Engine};
+    use botnest_flow::{FlowRecord, Timestamp};
+    let mut engine = Engine::new(DetectConfig::default());
+    let flow = |secs: u64| FlowRecord {
+        start: Timestamp::from_unix_secs(secs),
+        end: Timestamp::from_unix_secs(secs + 1),
+        src: "10.0.0.1".parse().unwrap(),
+        dst: "198.51.100.1".parse().unwrap(),
+        src_port: 40000,
+        dst_port: 443,
+        protocol: 6,
+        tcp_flags: 0x1b,
+        octets: 500,
+        packets: 5,
+        ..FlowRecord::default()
+    };
+    let t0 = 1_700_000_000;
+    for i in 0..600 {
+        engine.observe(&flow(t0 + i * 10));
+        let newest = engine.newest();
+        engine.advance(newest);
+    }
+    let before = engine.stats().evaluations;
+    assert!((90..=100).contains(&before), "{before}");
+    // Three years later, in one step.
+    let later = t0 + 3 * 365 * 86_400;
+    engine.observe(&flow(later));
+    engine.advance(Timestamp::from_unix_secs(later + 3600));
+    let s = engine.stats();
+    assert!(s.windows_skipped > 1_500_000, "{s:?}");
+    assert!(s.evaluations - before <= 200, "{s:?}");
+    // Evaluation goes on window by window from there.
+    engine.advance(Timestamp::from_unix_secs(later + 3600 + 600));
+    assert_eq!(engine.stats().evaluations, s.evaluations + 10);
+}
+
+#[test]
+fn records_inside_a_jump_of_event_time_are_still_evaluated() {
+    use botnest_detect::{DetectConfig, Engine};
+    use botnest_flow::{FlowRecord, Timestamp};
+    let mut engine = Engine::new(DetectConfig::default());
+    let flow = |src: &str, secs: u64| FlowRecord {
+        start: Timestamp::from_unix_secs(secs),
+        end: Timestamp::from_unix_secs(secs + 1),
+        src: src.parse().unwrap(),
+        dst: "198.51.100.1".parse().unwrap(),
+        src_port: 40000,
+        dst_port: 443,
+        protocol: 6,
+        tcp_flags: 0x1b,
+        octets: 500,
+        packets: 5,
+        ..FlowRecord::default()
+    };
+    let t0 = 1_700_000_000;
+    engine.observe(&flow("10.0.0.1", t0));
+    engine.advance(Timestamp::from_unix_secs(t0));
+    // One batch, years later: an hour of contacts, then a record three hours on.
+    let later = t0 + 3 * 365 * 86_400;
+    for i in 0..60 {
+        engine.observe(&flow("10.0.0.2", later + i * 60));
+    }
+    engine.observe(&flow("10.0.0.3", later + 3 * 3600));
+    let before = engine.stats().evaluations;
+    engine.advance(Timestamp::from_unix_secs(later + 3 * 3600));
+    let s = engine.stats();
+    assert!(s.windows_skipped > 1_500_000, "{s:?}");
+    // Every window from the first contact to the watermark is evaluated: none of the quiet
+    // stretches there is long enough to pass over.
+    let evaluated = s.evaluations - before;
+    assert!((170..=250).contains(&evaluated), "{s:?}");
+}

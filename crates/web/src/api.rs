@@ -606,6 +606,7 @@ pub(crate) fn status_json(app: &App) -> Value {
         "flows_per_second": json::round3(shared.flow_rate()),
         "engine": {
             "flows": e.flows, "late": e.late, "too_late": e.too_late, "windows": e.evaluations,
+            "windows_skipped": e.windows_skipped,
             "hosts": e.hosts, "channels": e.channels, "verdicts": e.verdicts,
             "botnests": e.botnests, "hosts_refused": e.hosts_refused,
             "channels_refused": e.channels_refused,

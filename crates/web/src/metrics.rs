@@ -180,6 +180,11 @@ pub(crate) fn render(app: &App) -> String {
         ),
         ("evaluations", "Windows evaluated.", e.evaluations),
         (
+            "windows_skipped",
+            "Windows passed over after a jump of event time.",
+            e.windows_skipped,
+        ),
+        (
             "hosts_refused",
             "Hosts refused at the graph's limit.",
             e.hosts_refused,

@@ -90,6 +90,8 @@ pub struct EngineFigures {
     pub too_late: u64,
     /// Windows evaluated.
     pub evaluations: u64,
+    /// Windows passed over after a jump of event time.
+    pub windows_skipped: u64,
     /// Hosts in the graph.
     pub hosts: usize,
     /// Channels in the graph.
@@ -126,6 +128,7 @@ impl EngineFigures {
             late: s.late,
             too_late: s.too_late,
             evaluations: s.evaluations,
+            windows_skipped: s.windows_skipped,
             hosts,
             channels,
             hosts_refused: g.hosts_refused,
