@@ -300,10 +300,7 @@ describe('web UI', { skip: Boolean(skip) }, () => {
     await page.waitForSelector('#live[data-state="live"]');
     const newKey = key(100, NEW_BOT);
     assert.ok(!(await graphData(page)).nodes.some((n) => n.id === `h:${newKey}`));
-    // Sent now, stamped with this machine's clock as an exporter would: the records are the
-    // recording's continuation, so no clock correction applies.
-    const exportTime = Math.floor(Date.now() / 1000);
-    await sendUdp(botnest.udp, messages(liveFlows(NEW_BOT), { domain: 1, exportTime }).messages);
+    await sendUdp(botnest.udp, messages(liveFlows(NEW_BOT), { domain: 1 }).messages);
     await page.waitForFunction(
       (id) => window.botnestGraph && window.botnestGraph.getElementById(id).nonempty(),
       `h:${newKey}`,
@@ -329,7 +326,6 @@ describe('web UI', { skip: Boolean(skip) }, () => {
         described: { ifindex: 8, description },
         host,
         vlan: 100,
-        exportTime: Math.floor(Date.now() / 1000),
       }),
     );
     // The collector keeps one text per interface: its name, else its description.

@@ -134,19 +134,15 @@ export function scenarioFlows() {
   return flows.sort((a, b) => a.start - b.start);
 }
 
-/**
- * IPFIX messages of `flows` (the template in each), `perMessage` records each. Export times are
- * the records' own unless `exportTime` (seconds) is given: a live exporter stamps messages with
- * its clock, and botnest corrects record times by how far that clock is from the arrival time.
- */
-export function messages(flows, { domain = 1, sequence = 0, perMessage = 50, exportTime } = {}) {
+/** IPFIX messages of `flows` (the template in each), `perMessage` records each. */
+export function messages(flows, { domain = 1, sequence = 0, perMessage = 50 } = {}) {
   const out = [];
   let seq = sequence;
   for (let i = 0; i < flows.length; i += perMessage) {
     const chunk = flows.slice(i, i + perMessage);
     out.push(
       message({
-        exportTime: exportTime ?? Math.floor(chunk[chunk.length - 1].start / 1000),
+        exportTime: Math.floor(chunk[chunk.length - 1].start / 1000),
         sequence: seq,
         domain,
         templates: [FLOW_TEMPLATE],
@@ -202,10 +198,10 @@ export const DESCRIPTION_TEMPLATE = template(301, [IE.ingressInterface, IE.inter
  * description) and describing `described.ifindex` (description only), then flows of `host`
  * (tenant `vlan`) arriving on each of the two.
  */
-export function namedInterfaceMessages({ named, described, host, vlan, domain = 7, exportTime }) {
+export function namedInterfaceMessages({ named, described, host, vlan, domain = 7 }) {
   const t = START_MS + MINUTES * 60000;
   const names = message({
-    exportTime: exportTime ?? Math.floor(t / 1000),
+    exportTime: Math.floor(t / 1000),
     sequence: 0,
     domain,
     templates: [INTERFACE_TEMPLATE, DESCRIPTION_TEMPLATE, FLOW_TEMPLATE],
@@ -222,7 +218,7 @@ export function namedInterfaceMessages({ named, described, host, vlan, domain = 
     );
   }
   const data = message({
-    exportTime: exportTime ?? Math.floor(t / 1000) + 6,
+    exportTime: Math.floor(t / 1000) + 6,
     sequence: 2,
     domain,
     templates: [FLOW_TEMPLATE],
