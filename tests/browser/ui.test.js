@@ -167,6 +167,26 @@ describe('web UI', { skip: Boolean(skip) }, () => {
     await page.waitForSelector('#graph[data-ready="true"]');
   });
 
+  test('the graph of every botnest keeps tenants that share addresses apart', async () => {
+    await page.goto(`${botnest.base}/#/graph`);
+    await page.waitForSelector('#graph[data-ready="true"]');
+    const { nodes, edges } = await graphData(page);
+    const groups = nodes.filter((n) => n.kind === 'botnest').map((n) => n.id);
+    assert.ok(groups.includes(`b:${nestId}`), `groups: ${groups}`);
+    for (const [vlan, bots] of Object.entries(BOTS)) {
+      for (const bot of bots) {
+        const id = `h:${key(vlan, bot)}`;
+        assert.ok(
+          edges.some((e) => e.source === id && e.target === `h:${C2_KEY}`),
+          `${id} has its own channel to the C2`,
+        );
+      }
+    }
+    await screenshot(page, '02-every-botnest');
+    await page.goto(`${botnest.base}/#/botnest/${nestId}`);
+    await page.waitForSelector('#graph[data-ready="true"]');
+  });
+
   test('the Euler diagram puts the core bots where the behaviours overlap', async () => {
     await page.waitForSelector('#euler svg.euler .euler-host');
     const dots = await page.$$eval('#euler .euler-host', (els) =>

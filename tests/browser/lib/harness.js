@@ -36,7 +36,7 @@ export function missingPrerequisites() {
   return why;
 }
 
-/** A port that was free a moment ago on 127.0.0.1 (TCP or UDP). */
+/** A port that was free a moment ago on 127.0.0.1 (TCP or UDP), for the collector's socket. */
 export async function freePort(kind = 'tcp') {
   if (kind === 'udp') {
     const sock = dgram.createSocket('udp4');
@@ -78,14 +78,13 @@ export async function waitFor(what, f, ms = 30000) {
  */
 export async function startBotnest({ dir, config, replay, extraArgs = [] }) {
   const udp = await freePort('udp');
-  const http = await freePort('tcp');
   const configPath = path.join(dir, 'botnest.toml');
   fs.writeFileSync(configPath, config);
   const args = [
     '--config', configPath,
     'run',
     '--listen', `udp://127.0.0.1:${udp}`,
-    '--http', `127.0.0.1:${http}`,
+    '--http', '127.0.0.1:0',
     '--state-dir', path.join(dir, 'state'),
     '--alerts-json', path.join(dir, 'alerts.json'),
     ...(replay ? ['--replay', replay] : []),
@@ -97,17 +96,18 @@ export async function startBotnest({ dir, config, replay, extraArgs = [] }) {
   child.on('exit', (code, signal) => {
     exited = { code, signal };
   });
-  const base = `http://127.0.0.1:${http}`;
   const logText = () => fs.readFileSync(path.join(dir, 'botnest.log'), 'utf8');
-  // The startup line comes once any replay has been fed through the engine.
-  await waitFor(
+  // The startup line comes once any replay has been fed through the engine, and names the port
+  // the server picked.
+  const port = await waitFor(
     'botnest to finish starting (its "web console on" line)',
     async () => {
       if (exited) throw new Error(`botnest exited (${JSON.stringify(exited)}): ${logText().slice(-2000)}`);
-      return logText().includes(`web console on http://127.0.0.1:${http}/`);
+      return /web console on http:\/\/127\.0\.0\.1:(\d+)\//.exec(logText())?.[1];
     },
     120000,
   );
+  const base = `http://127.0.0.1:${port}`;
   return {
     base,
     udp,
