@@ -279,8 +279,11 @@ pub fn run(args: &CollectArgs, mut config: Config) -> Result<()> {
     let not_allowed = sum(|s| &s.not_allowed);
     let queue_drops = dropped.load(Relaxed);
     let mut printer = Printer::without_header(format, std::io::stdout());
-    printer.summary(&decoder.totals(), decoder.errors_by_reason());
-    printer.clocks(&decoder.clocks());
+    printer.summary(
+        &decoder.totals(),
+        decoder.errors_by_reason(),
+        &decoder.clocks(),
+    );
     tracing::info!(
         flows,
         kernel_drops,

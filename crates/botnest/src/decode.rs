@@ -81,8 +81,11 @@ pub fn run(args: &DecodeArgs, mut config: DecoderConfig) -> Result<()> {
             failed = Some(e);
         }
     }
-    printer.summary(&decoder.totals(), decoder.errors_by_reason());
-    printer.clocks(&decoder.clocks());
+    printer.summary(
+        &decoder.totals(),
+        decoder.errors_by_reason(),
+        &decoder.clocks(),
+    );
     match failed {
         Some(e) if args.inputs.len() == 1 => Err(e),
         Some(_) => anyhow::bail!("some inputs could not be read completely"),

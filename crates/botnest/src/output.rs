@@ -85,11 +85,13 @@ impl<W: Write> Printer<W> {
         let _ = self.out.flush();
     }
 
-    /// Prints the closing summary (JSON: one `{"summary": ...}` line; table: a short block).
+    /// Prints the closing summary (JSON: one `{"summary": ...}` line; table: a short block),
+    /// with the exporters whose clocks disagree with the arrival times (`clocks`).
     pub fn summary(
         &mut self,
         totals: &Counters,
         errors: &std::collections::BTreeMap<&'static str, u64>,
+        clocks: &[(botnest_collect::SessionKey, ClockState)],
     ) {
         match self.format {
             Format::Json => {
@@ -103,6 +105,7 @@ impl<W: Write> Printer<W> {
                     "lost_packets": totals.lost_packets,
                     "clock_corrected": totals.clock_corrected,
                     "errors_by_reason": errors,
+                    "clocks": clocks_json(clocks),
                 }});
                 self.line = summary.to_string();
                 self.emit();
@@ -130,40 +133,19 @@ impl<W: Write> Printer<W> {
                         totals.clock_corrected
                     );
                 }
-                self.emit();
-            }
-        }
-        self.flush();
-    }
-
-    /// Exporters whose clocks disagree with the arrival times, with the shift applied to their
-    /// records (0 when correction is off or the offset is within the tolerance).
-    pub fn clocks(&mut self, clocks: &[(botnest_collect::SessionKey, ClockState)]) {
-        let off: Vec<_> = clocks.iter().filter(|(_, c)| clock_is_off(c)).collect();
-        if off.is_empty() {
-            return;
-        }
-        match self.format {
-            Format::Json => {
-                self.line = serde_json::json!({ "clocks": clocks_json(clocks) }).to_string();
-            }
-            Format::Table | Format::None => {
-                for (i, (k, c)) in off.iter().enumerate() {
-                    if i > 0 {
-                        self.line.push('\n');
-                    }
+                for (k, c) in clocks.iter().filter(|(_, c)| clock_is_off(c)) {
                     let _ = write!(
                         self.line,
-                        "-- exporter {} clock offset {:+.3} s (arrival minus export time), \
+                        "\n-- exporter {} clock offset {:+.3} s (arrival minus export time), \
                          records shifted by {:+.3} s",
                         k.exporter,
                         c.offset_ms as f64 / 1000.0,
                         c.correction_ms as f64 / 1000.0
                     );
                 }
+                self.emit();
             }
         }
-        self.emit();
         self.flush();
     }
 }

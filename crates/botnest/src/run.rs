@@ -480,7 +480,7 @@ impl Replay<'_> {
         let d = &mut *self.detection;
         let newest = d.engine.newest();
         d.engine.advance(newest);
-        if let Some(p) = &d.publisher {
+        if let Some(p) = &mut d.publisher {
             p.flows(&self.pending);
         }
         self.pending.clear();
@@ -546,7 +546,7 @@ impl Detection {
                     for f in &batch.flows {
                         self.engine.observe(f);
                     }
-                    if let Some(p) = &self.publisher {
+                    if let Some(p) = &mut self.publisher {
                         p.flows(&batch.flows);
                     }
                     self.clock.seen(self.engine.newest(), Instant::now());

@@ -20,7 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_botnest");
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The first tenant's name, configured with every character that breaks some format.
-const ACME: &str = "ac\"me <b>&'`x";
+const ACME: &str = "ac\"me <b>&'`x\ny";
 const BETA: &str = "beta";
 const ACME_VLAN: u16 = 10;
 const BETA_VLAN: u16 = 20;
@@ -245,8 +245,15 @@ fn config(dir: &Path) -> PathBuf {
     hosts.insert("tenant_names".into(), toml::Value::Table(names));
     let mut detect = toml::Table::new();
     detect.insert("hosts".into(), toml::Value::Table(hosts));
+    // The live part of the test goes on with the recorded scenario's (historical) times, as a
+    // replay would: its exporter's clock is years behind on purpose, so it is not corrected.
+    let mut clock = toml::Table::new();
+    clock.insert("correct".into(), false.into());
+    let mut decoder = toml::Table::new();
+    decoder.insert("clock".into(), toml::Value::Table(clock));
     let mut doc = toml::Table::new();
     doc.insert("detect".into(), toml::Value::Table(detect));
+    doc.insert("decoder".into(), toml::Value::Table(decoder));
     std::fs::write(&path, toml::to_string(&doc).unwrap()).unwrap();
     path
 }
@@ -611,6 +618,10 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         "{members:?}"
     );
     assert!(b["tenants"].as_array().unwrap().iter().any(|t| t == ACME));
+    for f in b["flows"].as_array().unwrap() {
+        assert_eq!(f["client"]["tenant"], ACME, "{f}");
+        assert_eq!(f["server"]["address"], C2, "{f}");
+    }
     assert!(!b["tenants"].as_array().unwrap().iter().any(|t| t == BETA));
 
     // Filters.
@@ -696,6 +707,32 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         .unwrap()
         .iter()
         .all(|f| f["vlan"] == BETA_VLAN));
+
+    let channels = get(
+        a,
+        &format!("/api/channels?tenant={}&address={}", enc(ACME), BOTS[0]),
+    )
+    .json();
+    let channels = channels["channels"].as_array().unwrap();
+    assert!(!channels.is_empty());
+    for c in channels {
+        let ends = [&c["client"], &c["server"]];
+        assert!(
+            ends.iter()
+                .any(|e| e["address"] == BOTS[0] && e["tenant"] == ACME),
+            "{c}"
+        );
+    }
+    let botnest_flows = get(a, &format!("/api/flows?botnest={id}&limit=50")).json();
+    let botnest_flows = botnest_flows["flows"].as_array().unwrap();
+    assert_eq!(botnest_flows.len(), 50);
+    for f in botnest_flows {
+        assert!(
+            f["dst"] == C2 || f["src"] == C2 || BOTS.iter().any(|b| f["src"] == *b),
+            "{f}"
+        );
+        assert_eq!(f["vlan"], ACME_VLAN, "{f}");
+    }
 
     let exporters = get(a, "/api/exporters");
     spec.check("/api/exporters", "get", &exporters);
@@ -786,6 +823,16 @@ fn the_api_tells_the_replayed_scenario_and_follows_live_detections() {
         assert_eq!(answer.status, status, "{url}: {}", answer.text());
         spec.check(doc_path, "get", &answer);
     }
+    let csrf = get(a, "/api/session").json()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrong_method = request(a, "DELETE", "/api/hosts", &[("X-Botnest-CSRF", &csrf)], b"");
+    assert_eq!(wrong_method.status, 405);
+    assert!(wrong_method.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("DELETE"));
     let unknown = get(a, "/api/nothing-here");
     assert_eq!(unknown.status, 404);
     assert!(unknown.json()["error"]
@@ -973,7 +1020,7 @@ fn check_exports(a: &str, id: u64) {
     // Cypher: the hostile name only inside escaped literals, one statement per line.
     let cypher = get(a, &format!("/api/export/cypher?botnest={id}")).text();
     assert!(
-        cypher.contains(r#"h.tenant = 'ac\"me <b>&\'`x'"#),
+        cypher.contains(r#"h.tenant = 'ac\"me <b>&\'`x\ny'"#),
         "{cypher}"
     );
     for line in cypher.lines().filter(|l| !l.starts_with("//")) {
@@ -1156,7 +1203,10 @@ fn check_metrics(a: &str) {
         samples
             .keys()
             .any(|k| k.starts_with("botnest_botnests{state=\"")
-                && k.contains(&format!("tenant=\"{}\"", ACME.replace('"', "\\\"")))),
+                && k.contains(&format!(
+                    "tenant=\"{}\"",
+                    ACME.replace('"', "\\\"").replace('\n', "\\n")
+                ))),
         "{text}"
     );
     assert!(samples.keys().any(
@@ -1415,4 +1465,73 @@ fn a_token_guards_the_api_and_a_public_address_needs_one() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("without a token"), "{err}");
+}
+
+#[test]
+fn analyze_exports_recorded_data_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(dir.path());
+    let cfg = config(dir.path());
+    let analyze = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["--config", cfg.to_str().unwrap(), "analyze", "--quiet"])
+            .args(args)
+            .arg(&scenario)
+            .output()
+            .unwrap()
+    };
+    let graphml = analyze(&["--format", "graphml"]);
+    assert!(graphml.status.success());
+    let text = String::from_utf8(graphml.stdout).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let ids: BTreeSet<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("node"))
+        .map(|n| n.attribute("id").unwrap())
+        .collect();
+    for bot in BOTS {
+        assert!(ids.contains(format!("{ACME}/{bot}").as_str()), "{ids:?}");
+    }
+    assert!(ids.contains(format!("0/{C2}").as_str()));
+
+    let gexf = analyze(&["--format", "gexf", "--botnest", "1"]);
+    assert!(gexf.status.success());
+    roxmltree::Document::parse(std::str::from_utf8(&gexf.stdout).unwrap()).unwrap();
+
+    let stix_file = dir.path().join("bundle.json");
+    let stix = analyze(&["--format", "stix", "--out", stix_file.to_str().unwrap()]);
+    assert!(stix.status.success());
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&stix_file).unwrap()).unwrap();
+    check_stix(&bundle);
+
+    let out = dir.path().join("neo4j");
+    let csv = analyze(&["--format", "csv", "--out", out.to_str().unwrap()]);
+    assert!(csv.status.success());
+    let nodes = csv::Reader::from_path(out.join("nodes.csv"))
+        .unwrap()
+        .records()
+        .count();
+    let edges = csv::Reader::from_path(out.join("edges.csv"))
+        .unwrap()
+        .records()
+        .count();
+    assert!(nodes >= 4 && edges >= 3, "{nodes} nodes, {edges} edges");
+
+    let cypher = analyze(&["--format", "cypher"]);
+    assert!(cypher.status.success());
+    assert!(String::from_utf8(cypher.stdout)
+        .unwrap()
+        .contains("MERGE (b:Botnest {id: 1})"));
+
+    let no_dir = analyze(&["--format", "csv"]);
+    assert!(!no_dir.status.success());
+    assert!(String::from_utf8_lossy(&no_dir.stderr).contains("--out DIR"));
+    let unknown = analyze(&["--format", "json", "--botnest", "999"]);
+    assert!(
+        unknown.status.success(),
+        "json is the report, not an export"
+    );
+    let unknown = analyze(&["--format", "stix", "--botnest", "999"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no botnest 999"));
 }

@@ -99,6 +99,38 @@ pub struct EngineStats {
     pub evaluations: u64,
 }
 
+/// How much state the engine holds, structure by structure: what a metrics endpoint exports
+/// to show memory stays bounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EngineSizes {
+    /// Hosts in the graph.
+    pub hosts: usize,
+    /// Channels in the graph.
+    pub channels: usize,
+    /// Channel places allocated in the graph, expired ones awaiting compaction included.
+    pub channel_slots: usize,
+    /// Bytes allocated by the graph.
+    pub graph_bytes: u64,
+    /// Protocol graphs with an overlay history.
+    pub overlay_graphs: usize,
+    /// Samples in the overlay history.
+    pub overlay_samples: usize,
+    /// Host verdicts held.
+    pub verdicts: usize,
+    /// Evidence entries over all verdicts.
+    pub evidence: usize,
+    /// Evidence already alerted, remembered so it alerts once.
+    pub alerted: usize,
+    /// Botnests held (closed ones included).
+    pub botnests: usize,
+    /// Events not yet polled.
+    pub pending_events: usize,
+    /// Estimated bytes of all of the above: the graph's allocations plus the verdicts,
+    /// botnests and history at their structures' sizes and text lengths. An estimate: heap
+    /// bookkeeping and tree nodes' spare room are not counted.
+    pub memory_bytes: u64,
+}
+
 /// Verdicts and botnests, as saved across a restart.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EngineSnapshot {
@@ -185,6 +217,59 @@ impl Engine {
     /// Counters.
     pub fn stats(&self) -> EngineStats {
         self.stats
+    }
+
+    /// Sizes of the engine's state. Walks the verdicts and botnests (not the graph), so it is
+    /// cheap enough for a metrics scrape.
+    pub fn sizes(&self) -> EngineSizes {
+        use std::mem::size_of;
+        let (hosts, channels) = self.graph.size();
+        let graph_bytes = self.graph.memory_bytes();
+        let mut evidence = 0;
+        let mut verdict_bytes = 0;
+        for v in self.verdicts.values() {
+            evidence += v.evidence.len();
+            verdict_bytes += size_of::<(HostKey, HostVerdict)>()
+                + v.roles.len() * size_of::<Role>()
+                + v.named.len() * size_of::<(HostKey, Role)>()
+                + v.evidence.capacity() * size_of::<Evidence>()
+                + v.evidence
+                    .iter()
+                    .map(|e| e.detail.capacity())
+                    .sum::<usize>();
+        }
+        let botnest_bytes: usize = self
+            .botnests
+            .iter()
+            .map(|b| {
+                size_of::<(u64, crate::botnest::Botnest)>()
+                    + b.members.len() * size_of::<(HostKey, BTreeSet<Role>)>()
+                    + b.c2
+                        .iter()
+                        .map(|c| size_of::<String>() + c.capacity())
+                        .sum::<usize>()
+                    + b.flows.capacity() * size_of::<crate::botnest::FlowSummary>()
+                    + b.merged.capacity() * size_of::<u64>()
+            })
+            .sum();
+        let overlay_samples = self.overlays.samples();
+        let other = self.alerted.len() * size_of::<(HostKey, Behaviour, Option<Peer>)>()
+            + self.events.len() * size_of::<Event>()
+            + overlay_samples * 16;
+        EngineSizes {
+            hosts,
+            channels,
+            channel_slots: self.graph.channel_slots(),
+            graph_bytes,
+            overlay_graphs: self.overlays.graphs(),
+            overlay_samples,
+            verdicts: self.verdicts.len(),
+            evidence,
+            alerted: self.alerted.len(),
+            botnests: self.botnests.len(),
+            pending_events: self.events.len(),
+            memory_bytes: graph_bytes + (verdict_bytes + botnest_bytes + other) as u64,
+        }
     }
 
     /// The newest flow start seen: the event time that drives windows offline.

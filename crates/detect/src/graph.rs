@@ -314,6 +314,29 @@ impl Graph {
         (self.host_index.len(), self.slab.len() - self.expired)
     }
 
+    /// Channel places in the slab, expired channels awaiting compaction included.
+    pub fn channel_slots(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Bytes the graph has allocated (capacities, not only what is in use): the slab, the
+    /// host table, and the two hash indexes with their control bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        use std::mem::size_of;
+        let index = |entries: usize, entry: usize| entries * (entry + 1);
+        let bytes = self.slab.capacity() * size_of::<Channel>()
+            + self.hosts.capacity() * size_of::<Option<Host>>()
+            + self.kinds.capacity() * size_of::<HostKind>()
+            + self.links.capacity() * size_of::<u32>()
+            + self.free_hosts.capacity() * size_of::<HostId>()
+            + index(
+                self.channel_index.capacity(),
+                size_of::<(ChannelKey, u32)>(),
+            )
+            + index(self.host_index.capacity(), size_of::<(HostKey, HostId)>());
+        bytes as u64
+    }
+
     /// A host by id.
     pub fn host(&self, id: HostId) -> Option<&Host> {
         self.hosts.get(id as usize).and_then(Option::as_ref)

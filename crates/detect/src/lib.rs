@@ -24,4 +24,4 @@ pub mod engine;
 
 pub use botnest::{Botnest, Botnests, Lifecycle};
 pub use config::DetectConfig;
-pub use engine::{Engine, EngineSnapshot, EngineStats, Event, HostVerdict};
+pub use engine::{Engine, EngineSizes, EngineSnapshot, EngineStats, Event, HostVerdict};

@@ -58,13 +58,13 @@ impl std::str::FromStr for Time {
 
 /// A lifecycle state named in a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct State_(pub(crate) Lifecycle);
+pub(crate) struct LifecycleName(pub(crate) Lifecycle);
 
-impl std::str::FromStr for State_ {
+impl std::str::FromStr for LifecycleName {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<State_, String> {
-        Ok(State_(match s {
+    fn from_str(s: &str) -> Result<LifecycleName, String> {
+        Ok(LifecycleName(match s {
             "new" => Lifecycle::New,
             "active" => Lifecycle::Active,
             "dormant" => Lifecycle::Dormant,
@@ -91,7 +91,7 @@ pub(crate) struct BotnestFilter {
     #[serde(default, deserialize_with = "empty_none")]
     pub(crate) min_score: Option<f64>,
     #[serde(default, deserialize_with = "empty_none")]
-    pub(crate) state: Option<State_>,
+    pub(crate) state: Option<LifecycleName>,
 }
 
 impl BotnestFilter {
@@ -264,16 +264,31 @@ fn host_name(p: Result<Path<(String, String)>, PathRejection>) -> Result<HostNam
     Ok((tenant, addr))
 }
 
-/// Whether a flow touches a host (either end, tenant resolved as detection does).
-fn flow_touches(shared: &Shared, f: &FlowRecord, hosts: &BTreeSet<HostName>) -> bool {
-    let r = shared.hosts();
-    let t = r.tenant_of(f);
-    [f.src, f.dst].into_iter().any(|a| {
-        let k = r.host(t, a);
-        hosts
-            .iter()
-            .any(|h| h.1 == a && h.0 == r.tenant_name(k.tenant))
-    })
+/// Hosts to match flows against: by address first, the tenant only for a matching address.
+struct HostSet<'a> {
+    hosts: &'a BTreeSet<HostName>,
+    addresses: BTreeSet<IpAddr>,
+}
+
+impl<'a> HostSet<'a> {
+    fn new(hosts: &'a BTreeSet<HostName>) -> Self {
+        HostSet {
+            hosts,
+            addresses: hosts.iter().map(|h| h.1).collect(),
+        }
+    }
+
+    /// Whether a flow touches one of the hosts (either end, tenant resolved as detection
+    /// does).
+    fn touched_by(&self, shared: &Shared, f: &FlowRecord) -> bool {
+        let r = shared.hosts();
+        [f.src, f.dst].into_iter().any(|a| {
+            self.addresses.contains(&a) && {
+                let k = r.host(r.tenant_of(f), a);
+                self.hosts.contains(&(r.tenant_name(k.tenant), a))
+            }
+        })
+    }
 }
 
 /// Interface names by exporter address and domain, each list sorted by index.
@@ -316,9 +331,10 @@ pub(crate) fn recent_flows(
     let collector = shared.collector();
     let names = interface_names(&collector);
     let r = shared.hosts();
+    let hosts = hosts.map(HostSet::new);
     shared.with_flows(|ring| {
         ring.newest_first()
-            .filter(|f| hosts.is_none_or(|h| flow_touches(shared, f, h)))
+            .filter(|f| hosts.as_ref().is_none_or(|h| h.touched_by(shared, f)))
             .filter(|f| {
                 tenant.is_none_or(|t| {
                     let tf = r.tenant_of(f);
@@ -354,17 +370,30 @@ pub(crate) async fn host(
                 name.1, name.0
             )))
         }
-        None => json!({
-            "address": name.1.to_string(),
-            "tenant": name.0,
-            "roles": [],
-            "score": 0.0,
-            "first_seen": null,
-            "last_seen": null,
-            "botnest": null,
-            "evidence": [],
-            "accused": false,
-        }),
+        None => {
+            // A member without evidence of its own (a victim, a peer) still has its part.
+            let membership = view.botnests.values().find_map(|b| {
+                b.members
+                    .iter()
+                    .find(|(m, _)| *m == name)
+                    .map(|(_, roles)| (b.id, roles.clone()))
+            });
+            let (botnest, roles) = match membership {
+                Some((id, roles)) => (Some(id), roles),
+                None => (None, Vec::new()),
+            };
+            json!({
+                "address": name.1.to_string(),
+                "tenant": name.0,
+                "roles": roles,
+                "score": 0.0,
+                "first_seen": null,
+                "last_seen": null,
+                "botnest": botnest,
+                "evidence": [],
+                "accused": false,
+            })
+        }
     };
     doc["channels"] = Value::Array(channels);
     doc["flows"] = Value::Array(flows);
@@ -397,7 +426,6 @@ pub(crate) async fn channels(
     let f = query(q)?;
     let view = app.shared.view();
     let limit = f.limit.unwrap_or(MAX_FLOWS).min(MAX_FLOWS);
-    let address = f.address.map(|a| a.to_string());
     let members: Option<BTreeSet<HostName>> = match f.botnest {
         Some(id) => Some(
             view.botnests
@@ -416,7 +444,7 @@ pub(crate) async fn channels(
         .filter(|c| {
             [&c.client, &c.server]
                 .iter()
-                .any(|h| host_matches(h, f.tenant.as_deref(), address.as_deref()))
+                .any(|h| host_matches(h, f.tenant.as_deref(), f.address))
         })
         .filter(|c| {
             members
@@ -597,6 +625,13 @@ pub(crate) fn status_json(app: &App) -> Value {
             "queue_drops": c.queue_drops,
             "exporters": c.domains.iter().map(|d| d.session.exporter.ip()).collect::<BTreeSet<_>>().len(),
             "errors_by_reason": c.errors_by_reason,
+        },
+        "alerts": {
+            "repeats": shared.alerts().repeats,
+            "sinks": shared.alerts().sinks.iter().map(|(name, f)| (name.to_string(), json!({
+                "sent": f.sent, "failed": f.failed, "dropped": f.dropped,
+                "suppressed": f.suppressed,
+            }))).collect::<serde_json::Map<String, Value>>(),
         },
         "watermark": e.newest(),
         "windows": {"length_s": e.window_seconds, "slide_s": e.slide_seconds},

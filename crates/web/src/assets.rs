@@ -14,7 +14,15 @@ is at <a href=\"/api/openapi.json\">/api/openapi.json</a>.</p></body></html>\n";
 
 /// The content type of a file, by its extension.
 pub fn content_type(path: &str) -> &'static str {
-    let ext = path.rsplit_once('.').map_or("", |(_, e)| e);
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if ["LICENSE", "COPYING", "NOTICE", "README"]
+        .iter()
+        .any(|n| name.starts_with(n))
+        && !name.contains('.')
+    {
+        return "text/plain; charset=utf-8";
+    }
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
     match ext.to_ascii_lowercase().as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
@@ -106,5 +114,13 @@ mod tests {
         assert_eq!(content_type("index.HTML"), "text/html; charset=utf-8");
         assert_eq!(content_type("vendor/x.woff2"), "font/woff2");
         assert_eq!(content_type("noext"), "application/octet-stream");
+        assert_eq!(
+            content_type("vendor/venn.js/LICENSE"),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            content_type("vendor/venn.js/venn.esm.js"),
+            "text/javascript; charset=utf-8"
+        );
     }
 }

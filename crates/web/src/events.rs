@@ -3,8 +3,8 @@
 //! oldest events, is told so with a `lagged` event, and the misses are counted.
 
 use crate::server::{ApiError, App};
-use axum::http::StatusCode;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::Stream;
 use std::convert::Infallible;
@@ -44,7 +44,7 @@ pub(crate) async fn events(
     let stream = futures_util::stream::unfold(state, |(mut rx, mut ticker, guard)| async move {
         let event = tokio::select! {
             r = rx.recv() => match r {
-                Ok(e) => Event::default().event(e.name).data(&e.data),
+                Ok(e) => Event::default().id(e.id.to_string()).event(e.name).data(&e.data),
                 Err(RecvError::Lagged(n)) => {
                     guard.0.shared.http.events_lagged.fetch_add(n, Relaxed);
                     Event::default().event("lagged").data(format!("{{\"missed\":{n}}}"))

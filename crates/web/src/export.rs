@@ -234,6 +234,18 @@ const NODE_ATTRS: [NodeAttr; 7] = [
     ("accused", "boolean", |n| n.accused.to_string()),
 ];
 
+/// A colour per role for Gephi, so a loaded botnest reads at a glance.
+fn role_colour(role: &str) -> (u8, u8, u8) {
+    match role {
+        "bot" => (214, 39, 40),
+        "c2" => (148, 0, 90),
+        "scanner" | "bruteforcer" | "spammer" | "flooder" => (255, 127, 14),
+        "peer" => (31, 119, 180),
+        "victim" => (127, 127, 127),
+        _ => (199, 199, 199),
+    }
+}
+
 /// Escapes text for XML content and attribute values. Characters XML 1.0 cannot carry at all
 /// (most control characters) become U+FFFD; line breaks and tabs are written as references so
 /// attribute values keep them.
@@ -338,7 +350,8 @@ impl Selection<'_> {
         }
         let mut o = String::from(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-             <gexf xmlns=\"http://gexf.net/1.3\" version=\"1.3\">\n  \
+             <gexf xmlns=\"http://gexf.net/1.3\" xmlns:viz=\"http://gexf.net/1.3/viz\" \
+             version=\"1.3\">\n  \
              <meta><creator>botnest</creator><description>botnests: hosts and channels\
              </description></meta>\n  \
              <graph defaultedgetype=\"directed\" mode=\"static\">\n    \
@@ -374,7 +387,13 @@ impl Selection<'_> {
                     xml_escape(&value(n))
                 );
             }
-            o.push_str("        </attvalues>\n      </node>\n");
+            let (r, g, b) = role_colour(&n.role);
+            let _ = write!(
+                o,
+                "        </attvalues>\n        <viz:color r=\"{r}\" g=\"{g}\" b=\"{b}\"/>\n        \
+                 <viz:size value=\"{}\"/>\n      </node>\n",
+                4.0 + 16.0 * n.score.clamp(0.0, 1.0)
+            );
         }
         o.push_str("    </nodes>\n    <edges>\n");
         for (i, c) in self.edges.iter().enumerate() {

@@ -80,6 +80,12 @@ fn member_json(engine: &Engine, host: &HostKey, roles: &BTreeSet<Role>) -> Value
     })
 }
 
+/// A host named by address and tenant: tenants reuse private addresses, so an address alone is
+/// ambiguous.
+fn host_ref(engine: &Engine, k: &HostKey) -> Value {
+    json!({"address": k.addr.to_string(), "tenant": engine.hosts().tenant_name(k.tenant)})
+}
+
 /// A botnest: an entry of `botnests`.
 pub fn botnest_json(engine: &Engine, b: &Botnest) -> Value {
     json!({
@@ -92,8 +98,8 @@ pub fn botnest_json(engine: &Engine, b: &Botnest) -> Value {
         "first_seen": rfc3339(b.first_seen),
         "last_seen": rfc3339(b.last_seen),
         "flows": b.flows.iter().map(|f| json!({
-            "client": f.client.addr.to_string(),
-            "server": f.server.addr.to_string(),
+            "client": host_ref(engine, &f.client),
+            "server": host_ref(engine, &f.server),
             "port": f.port,
             "proto": f.proto,
             "flows": f.flows,
@@ -181,14 +187,13 @@ pub fn channel_json(engine: &Engine, c: &Channel) -> Option<Value> {
     let graph = engine.graph();
     let client = graph.host(c.key.client)?.key;
     let server = graph.host(c.key.server)?.key;
-    let host = |k: &HostKey| json!({"address": k.addr.to_string(), "tenant": engine.hosts().tenant_name(k.tenant)});
     let (mean, cv) = match intervals(c) {
         Some((m, cv)) => (Some(round3(m)), Some(round3(cv))),
         None => (None, None),
     };
     Some(json!({
-        "client": host(&client),
-        "server": host(&server),
+        "client": host_ref(engine, &client),
+        "server": host_ref(engine, &server),
         "port": c.key.port,
         "proto": c.key.proto,
         "flows": c.flows,

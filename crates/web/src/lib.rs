@@ -35,8 +35,8 @@ pub mod state;
 pub mod view;
 
 pub use server::{Server, StartError};
-pub use state::{Action, AlertFigures, CollectorFigures, OperatorState, Shared, SinkFigures};
 pub use state::SocketFigures;
+pub use state::{Action, AlertFigures, CollectorFigures, OperatorState, Shared, SinkFigures};
 pub use view::View;
 
 /// The OpenAPI 3.1 document of the API, served at `/api/openapi.json`.
@@ -92,6 +92,9 @@ pub struct Publisher {
     /// something may have changed.
     seen: (u64, u64),
     events: u64,
+    /// Records waiting for the ring while a request reads it.
+    held: Vec<botnest_flow::FlowRecord>,
+    capacity: usize,
 }
 
 impl Publisher {
@@ -102,8 +105,11 @@ impl Publisher {
 
     /// A publisher publishing at most every `every`.
     pub fn with_interval(shared: Arc<Shared>, every: Duration) -> Publisher {
+        let capacity = shared.flow_capacity();
         Publisher {
             shared,
+            held: Vec::new(),
+            capacity,
             last: None,
             every,
             seen: (u64::MAX, u64::MAX),
@@ -116,9 +122,22 @@ impl Publisher {
         &self.shared
     }
 
-    /// Records received, for `/api/flows`.
-    pub fn flows(&self, flows: &[botnest_flow::FlowRecord]) {
-        self.shared.add_flows(flows);
+    /// Records received, for `/api/flows`. The detection thread never waits for a request
+    /// reading the ring: while one does, records are held here (at most the ring's capacity,
+    /// the oldest going first) and added with the next batch.
+    pub fn flows(&mut self, flows: &[botnest_flow::FlowRecord]) {
+        if self.held.is_empty() && self.shared.try_add_flows(flows) {
+            return;
+        }
+        self.held.extend_from_slice(flows);
+        let capacity = self.capacity;
+        if self.held.len() > capacity {
+            let excess = self.held.len() - capacity;
+            self.held.drain(..excess);
+        }
+        if self.shared.try_add_flows(&self.held) {
+            self.held.clear();
+        }
     }
 
     /// An alert, as the alert sinks send it (JSON).
@@ -154,5 +173,39 @@ impl Publisher {
         }
         self.seen = key;
         self.shared.set_view(View::build(engine));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use botnest_detect::{DetectConfig, Hosts};
+    use botnest_flow::FlowRecord;
+
+    fn flows(ports: std::ops::Range<u16>) -> Vec<FlowRecord> {
+        ports
+            .map(|p| FlowRecord {
+                src_port: p,
+                ..FlowRecord::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_wait_while_a_request_reads_the_ring() {
+        let shared = Shared::new(Hosts::new(&DetectConfig::default().hosts), 4);
+        let mut p = Publisher::new(Arc::clone(&shared));
+        p.flows(&flows(0..2));
+        // A request holds the ring: the batches are kept, the oldest beyond capacity dropped.
+        shared.with_flows(|ring| {
+            p.flows(&flows(2..5));
+            p.flows(&flows(5..7));
+            assert_eq!(ring.len(), 2);
+        });
+        assert_eq!(p.held.len(), 4);
+        p.flows(&flows(7..8));
+        assert!(p.held.is_empty());
+        let ports: Vec<u16> = shared.with_flows(|r| r.newest_first().map(|f| f.src_port).collect());
+        assert_eq!(ports, [7, 6, 5, 4]);
     }
 }

@@ -283,6 +283,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_header_text_is_judged_without_panic(v in "[ -~]{0,80}") {
+            let s = Security::new(Some("s3cret".into()), served(), vec![]);
+            let open = Security::new(None, served(), vec![]);
+            let h = headers(&[("host", &v), ("cookie", &v), ("authorization", &v), ("origin", &v)]);
+            proptest::prop_assert!(!s.authenticated(&h) || v.contains("s3cret"));
+            let _ = open.host_allowed(&h);
+            proptest::prop_assert!(!open.same_origin(&h));
+            proptest::prop_assert!(v.starts_with(host_name(&v)));
+        }
+    }
+
     #[test]
     fn state_changes_need_the_csrf_token_and_our_origin() {
         let s = Security::new(None, served(), vec![]);

@@ -68,7 +68,10 @@ impl Server {
         listener
             .set_nonblocking(true)
             .map_err(|source| StartError::Bind { addr, source })?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        // Two workers: one long answer (a large export) does not hold up the others.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("http")
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;
@@ -159,6 +162,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/api", get(api::not_found))
         .route("/api/{*rest}", get(api::not_found).post(api::not_found))
         .fallback(crate::assets::asset)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app),
             security::guard,
@@ -166,6 +170,14 @@ fn router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn_with_state(Arc::clone(&app), count))
         .layer(middleware::from_fn(headers))
         .with_state(app)
+}
+
+/// A known path asked with a method it does not take.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not take {method}", uri.path()),
+    )
 }
 
 /// Counts each request by route and status.
@@ -254,9 +266,12 @@ impl IntoResponse for ApiError {
 }
 
 /// Whether a host's tenant and address match the `tenant` and `address` filters.
-pub(crate) fn host_matches(h: &HostName, tenant: Option<&str>, address: Option<&str>) -> bool {
-    tenant.is_none_or(|t| h.0 == t)
-        && address.is_none_or(|a| a.parse().is_ok_and(|a: std::net::IpAddr| a == h.1))
+pub(crate) fn host_matches(
+    h: &HostName,
+    tenant: Option<&str>,
+    address: Option<std::net::IpAddr>,
+) -> bool {
+    tenant.is_none_or(|t| h.0 == t) && address.is_none_or(|a| a == h.1)
 }
 
 /// The channels of a botnest: each channel with a member at either end, once.

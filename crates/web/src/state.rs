@@ -22,6 +22,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One server-sent event: its name and its JSON data.
 #[derive(Debug, Clone)]
 pub struct LiveEvent {
+    /// Counts up by one per event since the start.
+    pub id: u64,
     /// `alert`, `botnest` or `status`.
     pub name: &'static str,
     /// One line of JSON.
@@ -269,6 +271,7 @@ pub struct Shared {
     alerts: Mutex<Arc<AlertFigures>>,
     actions: Mutex<VecDeque<Action>>,
     events: broadcast::Sender<Arc<LiveEvent>>,
+    event_ids: AtomicU64,
     hosts: Hosts,
     started: Instant,
     /// Counters of the HTTP server.
@@ -294,6 +297,7 @@ impl Shared {
             alerts: Mutex::new(Arc::new(AlertFigures::default())),
             actions: Mutex::new(VecDeque::new()),
             events,
+            event_ids: AtomicU64::new(0),
             hosts,
             started: Instant::now(),
             http: HttpCounters::default(),
@@ -357,6 +361,26 @@ impl Shared {
         lock(&self.flows).extend(flows);
     }
 
+    /// Adds records unless a request is reading the ring right now; false then.
+    pub fn try_add_flows(&self, flows: &[FlowRecord]) -> bool {
+        match self.flows.try_lock() {
+            Ok(mut ring) => {
+                ring.extend(flows);
+                true
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                p.into_inner().extend(flows);
+                true
+            }
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        }
+    }
+
+    /// How many recent records the ring keeps.
+    pub fn flow_capacity(&self) -> usize {
+        lock(&self.flows).capacity
+    }
+
     /// Runs `f` over the ring of recent flows.
     pub fn with_flows<T>(&self, f: impl FnOnce(&FlowRing) -> T) -> T {
         f(&lock(&self.flows))
@@ -386,8 +410,9 @@ impl Shared {
 
     /// Sends a live event to every connected client; never waits.
     pub fn send_event(&self, name: &'static str, data: String) {
+        let id = self.event_ids.fetch_add(1, Relaxed) + 1;
         // No receiver is not an error: nobody is watching.
-        let _ = self.events.send(Arc::new(LiveEvent { name, data }));
+        let _ = self.events.send(Arc::new(LiveEvent { id, name, data }));
     }
 
     /// A receiver of live events.

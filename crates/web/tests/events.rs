@@ -46,6 +46,7 @@ fn a_client_that_stops_reading_misses_events_and_nothing_waits() {
         .unwrap();
     let mut missed = None;
     let mut alerts = 0u64;
+    let mut last_id: Option<u64> = None;
     for _ in 0..200_000 {
         line.clear();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -62,8 +63,14 @@ fn a_client_that_stops_reading_misses_events_and_nothing_waits() {
         if line.starts_with("event: alert") {
             alerts += 1;
         }
+        if let Some(id) = line.strip_prefix("id: ") {
+            let id: u64 = id.trim().parse().unwrap();
+            assert!(last_id.is_none_or(|l| id > l), "{id} after {last_id:?}");
+            last_id = Some(id);
+        }
     }
     let missed = missed.expect("a lagged event");
+    assert!(last_id.is_some(), "events carry ids");
     assert!(missed > 0);
     assert!(alerts + missed <= 20_000, "{alerts} + {missed}");
     let metrics = get(&addr, "/metrics");

@@ -99,11 +99,15 @@ export async function startBotnest({ dir, config, replay, extraArgs = [] }) {
   });
   const base = `http://127.0.0.1:${http}`;
   const logText = () => fs.readFileSync(path.join(dir, 'botnest.log'), 'utf8');
-  await waitFor('botnest to serve HTTP', async () => {
-    if (exited) throw new Error(`botnest exited (${JSON.stringify(exited)}): ${logText().slice(-2000)}`);
-    const r = await fetch(`${base}/`);
-    return r.status < 500;
-  });
+  // The startup line comes once any replay has been fed through the engine.
+  await waitFor(
+    'botnest to finish starting (its "web console on" line)',
+    async () => {
+      if (exited) throw new Error(`botnest exited (${JSON.stringify(exited)}): ${logText().slice(-2000)}`);
+      return logText().includes(`web console on http://127.0.0.1:${http}/`);
+    },
+    120000,
+  );
   return {
     base,
     udp,
@@ -171,13 +175,14 @@ export async function launchBrowser() {
     args: CHROMIUM_ARGS,
     viewport: { width: 1400, height: 1000 },
   });
-  const events = { pageErrors: [], dialogs: [], consoleErrors: [] };
+  const events = { pageErrors: [], dialogs: [], consoleErrors: [], cspViolations: [] };
   context.on('page', (page) => watch(page, events));
   for (const page of context.pages()) watch(page, events);
+  // Every page of the context reports what its content security policy blocked.
+  await context.exposeBinding('__reportViolation', (_source, text) => events.cspViolations.push(text));
   await context.addInitScript(() => {
-    window.__cspViolations = [];
     document.addEventListener('securitypolicyviolation', (e) => {
-      window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
+      window.__reportViolation(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
     });
   });
   return {

@@ -68,10 +68,6 @@ pub struct Discovery {
     pub score: f64,
     /// The explanation.
     pub detail: String,
-    /// First probe.
-    pub first: Timestamp,
-    /// Last probe.
-    pub last: Timestamp,
 }
 
 /// The measures of one host.
@@ -133,8 +129,6 @@ pub fn assess(ctx: &Ctx<'_>) -> FxHashMap<HostId, Discovery> {
             Discovery {
                 score,
                 detail: describe(&m, first, last, &examples),
-                first,
-                last,
             },
         );
     }

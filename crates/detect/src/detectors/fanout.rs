@@ -6,7 +6,7 @@ use crate::evidence::{Behaviour, Evidence, Peer, Role};
 use crate::graph::{Channel, HostId};
 use crate::host::HostKey;
 use botnest_flow::Timestamp;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeMap;
 
 /// What one client did on one port over the window.
@@ -26,6 +26,8 @@ struct Clients<'a> {
     /// Of the other clients, only the channels that may be brute force, by client (their
     /// order is the graph's).
     few: FxHashMap<HostId, Vec<&'a Channel>>,
+    /// Hosts that accept mail (mail servers, whose job is fan-out to other servers).
+    mail_servers: FxHashSet<HostId>,
 }
 
 /// Whether a channel of an internal client counts toward its fan-out.
@@ -48,14 +50,19 @@ fn by_client<'a>(ctx: &'a Ctx<'_>) -> Clients<'a> {
     let cfg = &ctx.config.fanout;
     let need = cfg.scan_min_targets.min(cfg.spam_min_servers);
     let mut count = vec![0u32; ctx.graph.host_slots()];
+    let mut mail_servers = FxHashSet::default();
     for ch in ctx.active() {
         if fans_out(ctx, ch) {
             count[ch.key.client as usize] += 1;
+        }
+        if ch.key.proto == 6 && cfg.mail_ports.contains(&ch.key.port) && ch.answered > 0 {
+            mail_servers.insert(ch.key.server);
         }
     }
     let mut clients = Clients {
         busy: FxHashMap::default(),
         few: FxHashMap::default(),
+        mail_servers,
     };
     for ch in ctx.active() {
         let n = count.get(ch.key.client as usize).copied().unwrap_or(0);
@@ -96,7 +103,7 @@ fn proto_name(p: u8) -> &'static str {
 pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let cfg = &ctx.config.fanout;
     let clients = by_client(ctx);
-    let mail_servers_seen = mail_servers(ctx);
+    let mail_servers_seen = &clients.mail_servers;
     let mut scanners: FxHashMap<HostId, (Timestamp, Vec<u16>)> = FxHashMap::default();
 
     // Quiet clients: brute force is all they can show, in port order as for the others.
@@ -233,15 +240,6 @@ fn brute_force(ctx: &Ctx<'_>, client_key: HostKey, ch: &Channel, out: &mut Vec<F
         },
         other: Some((server, Role::Victim)),
     });
-}
-
-/// Hosts that accept mail (mail servers, whose job is fan-out to other servers).
-fn mail_servers(ctx: &Ctx<'_>) -> std::collections::HashSet<HostId> {
-    let ports = &ctx.config.fanout.mail_ports;
-    ctx.active()
-        .filter(|c| c.key.proto == 6 && ports.contains(&c.key.port) && c.answered > 0)
-        .map(|c| c.key.server)
-        .collect()
 }
 
 /// A scanner that was contacted by another scanner on a port it now scans, before it began:

@@ -124,6 +124,11 @@ impl OverlayHistory {
         self.graphs.len()
     }
 
+    /// Samples held, over every graph.
+    pub fn samples(&self) -> usize {
+        self.graphs.values().map(VecDeque::len).sum::<usize>() + self.taken.len()
+    }
+
     /// Compares a graph's current size with the samples of earlier, disjoint windows.
     fn judge(
         &self,
@@ -435,18 +440,18 @@ impl HostView {
 /// port the host reaches many servers on are left out: that is a service it uses (or scans,
 /// which the fan-out detector judges), while overlay peers each listen on a port of their own.
 fn host_views(ctx: &Ctx<'_>) -> FxHashMap<HostId, HostView> {
-    let high = || {
-        ctx.active()
-            .filter(|c| c.key.port >= HIGH_PORTS && counted(ctx, c))
-    };
+    let high: Vec<&Channel> = ctx
+        .active()
+        .filter(|c| c.key.port >= HIGH_PORTS && counted(ctx, c))
+        .collect();
     let mut servers: FxHashMap<(HostId, u16, u8), u32> = FxHashMap::default();
-    for ch in high().filter(|c| c.flows > 0) {
+    for ch in high.iter().filter(|c| c.flows > 0) {
         *servers
             .entry((ch.key.client, ch.key.port, ch.key.proto))
             .or_default() += 1;
     }
     let mut views: FxHashMap<HostId, HostView> = FxHashMap::default();
-    for ch in high() {
+    for ch in high {
         let k = ch.key;
         let answered = ch.answered > 0 || ch.packets_in > 0;
         let service = servers

@@ -19,7 +19,9 @@ function append(node, children) {
 function setAttributes(node, attrs) {
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
-    if (key.startsWith('on') && typeof value === 'function') {
+    if (key.startsWith('on')) {
+      // Handlers are functions, never text that the browser would compile.
+      if (typeof value !== 'function') throw new TypeError(`${key} must be a function`);
       node.addEventListener(key.slice(2), value);
     } else if (key === 'dataset') {
       for (const [k, v] of Object.entries(value)) node.dataset[k] = String(v);

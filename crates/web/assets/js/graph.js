@@ -19,6 +19,7 @@ const ROLE_STYLE = {
   spammer: { colour: '#5d4037', shape: 'hexagon', size: 18 },
   peer: { colour: '#f9a825', shape: 'round-rectangle', size: 16 },
   victim: { colour: '#546e7a', shape: 'round-triangle', size: 16 },
+  targets: { colour: '#cfd8dc', shape: 'round-rectangle', size: 24 },
   host: { colour: '#90a4ae', shape: 'ellipse', size: 12 },
 };
 
@@ -88,6 +89,55 @@ function stylesheet() {
   ];
 }
 
+/** More channels than this from one client on one port to plain hosts are drawn as one node. */
+const FAN_OUT = 8;
+
+function isAccused(host) {
+  if (!host) return false;
+  return typeof host.accused === 'boolean' ? host.accused : (host.roles || []).length > 0;
+}
+
+/** One node standing for the targets of a fan-out, and one edge summing its channels. */
+function addFan(nodes, edges, fanKey, channels) {
+  const [first] = channels;
+  const id = `f:${fanKey}`;
+  const targets = channels.map((c) => splitKey(c.server).address);
+  nodes.set(id, {
+    data: {
+      id,
+      kind: 'fan',
+      role: 'targets',
+      label: `${targets.length} hosts on ${first.port}/${protoName(first.proto)}`,
+      targets: targets.slice(0, 12).join(', ') + (targets.length > 12 ? ', …' : ''),
+      count: targets.length,
+    },
+  });
+  const sum = (f) => channels.reduce((n, c) => n + (c[f] ?? 0), 0);
+  const times = (f) => channels.map((c) => c[f]).filter(Boolean).sort();
+  const flows = sum('flows');
+  const failed = sum('failed');
+  edges.set(`e:${fanKey}`, {
+    data: {
+      id: `e:${fanKey}`,
+      source: `h:${first.client}`,
+      target: id,
+      client: first.client,
+      serverLabel: `${targets.length} hosts`,
+      port: first.port,
+      proto: first.proto,
+      flows,
+      failed,
+      failedShare: flows > 0 ? failed / flows : null,
+      bytesOut: sum('bytesOut'),
+      bytesIn: sum('bytesIn'),
+      intervalMean: null,
+      intervalCv: null,
+      firstSeen: times('firstSeen')[0] ?? null,
+      lastSeen: times('lastSeen').at(-1) ?? null,
+    },
+  });
+}
+
 /**
  * Elements for botnests. Each botnest is `{id, members, channels | flows}`; `hosts` maps host
  * keys to the accused hosts' objects (for scores and roles). A host in several botnests is drawn
@@ -124,13 +174,29 @@ export function elements(nests, hosts) {
           role: mainRole(roles, m.role),
           roles: (roles || []).join(', '),
           score: host ? host.score : null,
-          accused: Boolean(host),
+          accused: isAccused(host),
           botnest: nest.id,
         },
       });
     }
-    for (const raw of nest.channels || nest.flows || []) {
-      const c = normaliseChannel(raw, members);
+    const channels = (nest.channels || nest.flows || []).map((raw) => normaliseChannel(raw, members));
+    // A client's many channels on one port to hosts that are neither members nor accused (the
+    // targets of a scan, a flood, a spam run) become one node, so the graph stays readable.
+    const plain = (k) => !nodes.has(`h:${k}`) && !hosts.has(k);
+    const fans = new Map();
+    for (const c of channels) {
+      if (!plain(c.server)) continue;
+      const k = `${c.client}>${c.port}/${c.proto}`;
+      if (!fans.has(k)) fans.set(k, []);
+      fans.get(k).push(c);
+    }
+    for (const c of channels) {
+      const fanKey = `${c.client}>${c.port}/${c.proto}`;
+      const fan = fans.get(fanKey);
+      if (fan && fan.length > FAN_OUT && fan.includes(c)) {
+        if (fan[0] === c) addFan(nodes, edges, fanKey, fan);
+        continue;
+      }
       for (const end of [c.client, c.server]) {
         if (!nodes.has(`h:${end}`)) {
           const { tenant, address } = splitKey(end);
@@ -144,9 +210,9 @@ export function elements(nests, hosts) {
               address,
               label: hostLabel(tenant, address),
               role: host ? mainRole(host.roles) : 'host',
-              roles: host ? host.roles.join(', ') : '',
+              roles: host ? (host.roles || []).join(', ') : '',
               score: host ? host.score : null,
-              accused: Boolean(host),
+              accused: isAccused(host),
             },
           });
         }
@@ -167,7 +233,7 @@ function keyLabel(key) {
 
 function edgeLines(d) {
   return [
-    `${keyLabel(d.client)} → ${keyLabel(d.server)}`,
+    `${keyLabel(d.client)} → ${d.serverLabel ?? keyLabel(d.server)}`,
     `port ${d.port ?? '–'} / ${protoName(d.proto)}`,
     `flows ${fmtNumber(d.flows)}, failed ${fmtPercent(d.failedShare)}`,
     `bytes out ${fmtBytes(d.bytesOut)}, in ${fmtBytes(d.bytesIn)}`,
@@ -182,6 +248,7 @@ function edgeLines(d) {
 
 function nodeLines(d) {
   if (d.kind === 'botnest') return [d.label];
+  if (d.kind === 'fan') return [d.label, d.targets];
   return [
     d.label,
     d.roles ? `roles ${d.roles}` : 'not accused',
@@ -218,15 +285,14 @@ export function drawGraph(container, els, onHost) {
   const count = els.nodes.length + els.edges.length;
   const cy = cytoscape({
     container,
-    elements: [...els.nodes, ...els.edges],
     style: stylesheet(),
-    layout: { name: 'preset' },
     minZoom: 0.05,
     maxZoom: 4,
     pixelRatio: count > LARGE ? 1 : 'auto',
     hideEdgesOnViewport: count > LARGE,
     textureOnViewport: count > LARGE,
   });
+  cy.batch(() => cy.add([...els.nodes, ...els.edges]));
   const handle = { cy, timings: {} };
   const created = performance.now();
 
@@ -298,13 +364,21 @@ export function drawGraph(container, els, onHost) {
     return added;
   };
 
-  handle.focus = (key) => {
-    const node = cy.getElementById(`h:${key}`);
-    if (node.empty()) return;
-    cy.elements().addClass('faded');
-    node.closedNeighborhood().union(node.ancestors()).removeClass('faded');
+  /** Highlights the hosts whose address starts with `text` and their neighbours; returns how many. */
+  handle.find = (text) => {
+    cy.elements().removeClass('faded');
+    const query = text.trim();
+    if (!query) {
+      cy.fit(undefined, 20);
+      return 0;
+    }
+    const found = cy.nodes('[kind = "host"]').filter((n) => String(n.data('address')).startsWith(query));
+    if (found.empty()) return 0;
+    const shown = found.closedNeighborhood().union(found.ancestors());
+    cy.elements().difference(shown).addClass('faded');
+    cy.fit(shown, 40);
+    return found.length;
   };
-  handle.unfocus = () => cy.elements().removeClass('faded');
   handle.destroy = () => cy.destroy();
   return handle;
 }

@@ -3,6 +3,7 @@
 import { clearToken, get, onUnauthorized, setToken, token } from './api.js';
 import { h, hostHref, replace } from './dom.js';
 import { openEvents } from './events.js';
+import { hideTooltip } from './tooltip.js';
 import { alertFeed, renderBotnest, renderGraph, renderHost, renderHosts, renderOverview, updateStatus } from './views.js';
 
 const FILTERS_KEY = 'botnest.filters';
@@ -82,6 +83,7 @@ function setUpFilters() {
 
 async function route() {
   const view = document.getElementById('view');
+  hideTooltip();
   if (current && current.destroy) current.destroy();
   current = null;
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);

@@ -328,7 +328,17 @@ function roleKey() {
 function graphSection(title, extra) {
   const container = h('div', { class: 'graph', id: 'graph' });
   const timing = h('p', { class: 'muted timing', id: 'graph-timing' });
-  return { container, timing, node: section(title, extra, roleKey(), container, timing) };
+  const result = h('span', { class: 'muted', role: 'status' });
+  const search = h('input', { type: 'search', name: 'find', placeholder: 'address or prefix', 'aria-label': 'Find a host in the graph' });
+  const g = { container, timing };
+  search.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Enter' || !g.graph) return;
+    const n = g.graph.find(search.value);
+    result.textContent = search.value.trim() ? `${n} host${n === 1 ? '' : 's'} found` : '';
+  });
+  const finder = h('p', { class: 'finder' }, h('label', null, 'Find ', search), ' ', result);
+  g.node = section(title, extra, roleKey(), finder, container, timing);
+  return g;
 }
 
 function showTiming(el, t) {
@@ -367,6 +377,7 @@ export async function renderGraph(root, ctx) {
         return;
       }
       graph = drawGraph(g.container, els, ctx.openHost);
+      g.graph = graph;
       window.botnestGraph = graph.cy;
       graph.ready.then((t) => showTiming(g.timing, t));
     } else {
@@ -490,6 +501,7 @@ export async function renderBotnest(root, ctx, id) {
         section('Channels', h('div', { id: 'channels' }, channelsTable(channels))),
       );
       graph = drawGraph(g.container, els, ctx.openHost);
+      g.graph = graph;
       window.botnestGraph = graph.cy;
       graph.ready.then((t) => showTiming(g.timing, t));
     } else {
