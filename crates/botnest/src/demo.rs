@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 const RECORDING: &[u8] = include_bytes!("../../../testbed/demo.pcap");
 /// The detection settings of the testbed: short windows, tenants from VLAN tags.
 const TESTBED_CONFIG: &str = include_str!("../../../testbed/botnest.toml");
+/// Held while the live testbed is in use: a directory made atomically, with the holder's pid.
+const LOCK: &str = "/run/lock/botnest-testbed";
 /// The testbed script of the checkout this binary was built from.
 const BUILT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/testbed.sh");
 
@@ -220,6 +222,42 @@ fn testbed(script: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The testbed's lock, released when dropped.
+struct Lock(PathBuf);
+
+impl Lock {
+    fn take() -> Result<Lock> {
+        let _ = std::fs::create_dir_all("/run/lock");
+        let path = PathBuf::from(LOCK);
+        for _ in 0..2 {
+            if std::fs::create_dir(&path).is_ok() {
+                std::fs::write(path.join("pid"), std::process::id().to_string())?;
+                return Ok(Lock(path));
+            }
+            let holder = std::fs::read_to_string(path.join("pid")).unwrap_or_default();
+            let alive = holder
+                .trim()
+                .parse::<u32>()
+                .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if alive || holder.is_empty() {
+                bail!(
+                    "another run (pid {}) is using the testbed ({LOCK})",
+                    holder.trim()
+                );
+            }
+            // Its holder died: take it over.
+            let _ = std::fs::remove_dir_all(&path);
+        }
+        bail!("cannot take the testbed's lock {LOCK}")
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The live testbed, torn down when dropped.
 struct Testbed<'a>(&'a Path);
 
@@ -237,6 +275,9 @@ fn live_demo(
     dir: &Path,
     stop: &AtomicBool,
 ) -> Result<()> {
+    // The testbed's names are fixed: one run at a time per machine (the end-to-end test takes
+    // the same lock).
+    let lock = Lock::take()?;
     testbed(script, &["down"])?;
     eprintln!("botnest demo: bringing the testbed up");
     testbed(script, &["up"])?;
@@ -315,5 +356,6 @@ fn live_demo(
     let _ = forward.kill();
     let _ = forward.wait();
     drop(bed);
+    drop(lock);
     result
 }

@@ -64,15 +64,49 @@ fn testbed(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Held while a run uses the testbed: its namespaces have fixed names, so two runs on one
+/// machine (two checkouts' test suites, say) take turns instead of tearing down each other's.
+/// A directory made atomically, with the holder's pid; a dead holder's lock is taken over.
+const LOCK: &str = "/run/lock/botnest-testbed";
+
+fn take_lock() -> PathBuf {
+    let _ = std::fs::create_dir_all("/run/lock");
+    let lock = PathBuf::from(LOCK);
+    let deadline = Instant::now() + Duration::from_secs(25 * 60);
+    loop {
+        if std::fs::create_dir(&lock).is_ok() {
+            std::fs::write(lock.join("pid"), std::process::id().to_string()).unwrap();
+            return lock;
+        }
+        let holder = std::fs::read_to_string(lock.join("pid")).unwrap_or_default();
+        let alive = holder
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive && !holder.is_empty() {
+            let _ = std::fs::remove_dir_all(&lock);
+            continue;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "another run (pid {holder}) holds the testbed ({LOCK})"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
 /// The testbed, brought up on creation and torn down when dropped (also on a failed test).
-struct Testbed;
+struct Testbed {
+    lock: PathBuf,
+}
 
 impl Testbed {
     fn up() -> Testbed {
+        let lock = take_lock();
         // Whatever an earlier, killed run left behind goes first.
         testbed(&["down"]);
         testbed(&["up"]);
-        Testbed
+        Testbed { lock }
     }
 }
 
@@ -80,6 +114,7 @@ impl Drop for Testbed {
     fn drop(&mut self) {
         if std::env::var_os("BOTNEST_LIVE_KEEP").is_some() {
             eprintln!("keeping the testbed up (scripts/testbed.sh down removes it)");
+            let _ = std::fs::remove_dir_all(&self.lock);
             return;
         }
         let _ = Command::new("bash")
@@ -87,6 +122,7 @@ impl Drop for Testbed {
             .arg("down")
             .stdin(Stdio::null())
             .status();
+        let _ = std::fs::remove_dir_all(&self.lock);
     }
 }
 
@@ -787,7 +823,16 @@ fn demo_replays_the_recorded_testbed_into_the_console() {
     while Instant::now() < deadline {
         if let Some(v) = http_get(addr, "/api/botnests").and_then(|b| json_body(&b)) {
             botnests = v["botnests"].as_array().cloned().unwrap_or_default();
-            if botnest_of(&botnests, "203.0.113.50:80").is_some() {
+            // The console may show the replay while it is under way: wait for the end state.
+            let http_done = botnest_of(&botnests, "203.0.113.50:80").is_some_and(|b| {
+                has_member(b, "acme", "10.0.0.24", "bot")
+                    && has_member(b, "globex", "10.0.0.31", "bot")
+            });
+            let p2p_done = botnests.iter().any(|b| {
+                has_member(b, "acme", "10.0.0.25", "bot")
+                    && has_member(b, "globex", "10.0.0.34", "bot")
+            });
+            if http_done && p2p_done {
                 break;
             }
         }
