@@ -4,7 +4,7 @@
 use super::{local_or_group, Ctx, Finding};
 use crate::evidence::{Behaviour, Evidence, Peer, Role};
 use crate::graph::{Channel, HostId};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Seconds a channel has been active in its counting period.
 fn span(ch: &Channel) -> f64 {
@@ -36,7 +36,8 @@ fn attacking(ch: &Channel, min_pps: f64) -> bool {
 /// Reports hosts taking part in a flood.
 pub fn run(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let cfg = &ctx.config.flood;
-    let mut by_victim: HashMap<HostId, Vec<&Channel>> = HashMap::new();
+    // In victim order, so a replay reports the same evidence in the same order.
+    let mut by_victim: BTreeMap<HostId, Vec<&Channel>> = BTreeMap::new();
     for ch in ctx.active() {
         if attacking(ch, cfg.min_packets_per_second) && ctx.internal(ch.key.client) {
             by_victim.entry(ch.key.server).or_default().push(ch);
