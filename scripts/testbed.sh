@@ -119,6 +119,22 @@ die() {
 
 need_root() { [[ $EUID -eq 0 ]] || die "run as root (network namespaces and Open vSwitch)"; }
 
+# The end-to-end test and the live demo hold /run/lock/botnest-testbed (its pid file names the
+# holder) while they use the testbed; up and down refuse to touch it under a live holder unless
+# it is this script's own caller.
+LOCK=/run/lock/botnest-testbed
+check_lock() {
+    local holder p
+    holder=$(cat "$LOCK/pid" 2>/dev/null) || return 0
+    [[ -n $holder && -d /proc/$holder ]] || return 0
+    p=$$
+    while [[ -n $p && $p -gt 1 ]]; do
+        [[ $p == "$holder" ]] && return 0
+        p=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)
+    done
+    die "process $holder is using the testbed (it holds $LOCK); not touching it"
+}
+
 need_tools() {
     local missing=() t
     for t in ip ethtool ovsdb-tool ovsdb-server ovs-vswitchd ovs-vsctl ovs-ofctl ovs-appctl nft \
@@ -385,6 +401,7 @@ vm_programs() {
 
 cmd_up() {
     need_root
+    check_lock
     need_tools
     if ip netns list | grep -q "^$P-"; then
         die "a testbed is already up (scripts/testbed.sh down removes it)"
@@ -581,6 +598,7 @@ stop_daemon() {
 
 cmd_down() {
     need_root
+    check_lock
     local f ns pid
     for f in "$DIR"/procs/*.pid; do
         [[ -f $f ]] && stop_pidfile "$f"

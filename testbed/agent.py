@@ -638,8 +638,7 @@ def ssh_brute(prefix):
         subprocess.run(["hydra", "-q", "-I", "-l", "root", "-P", words, "-t", "2", "-w", "5",
                         "ssh://%s" % SSH_TARGET], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       # hydra leaves its restore file in the working directory when stopped.
-                       cwd=RUN_DIR)
+                       cwd=RUN_DIR)  # hydra leaves its hydra.restore in the working directory
         sleep(2)
 
 
