@@ -11,11 +11,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BIN: &str = env!("CARGO_BIN_EXE_botnest");
+#[allow(dead_code)]
+mod live_common;
+
 const BOT: &str = "192.168.1.107";
 const C2: &str = "66.63.168.35";
 const C2_PORT: u16 = 5888;
@@ -338,25 +339,9 @@ impl Run {
     fn start(args: &[String]) -> Run {
         // The web console is tested on its own (tests/web.rs); several of these runs may be
         // up at once, so none takes the default port.
-        let mut child = Command::new(BIN)
-            .arg("run")
-            .args(["--http", "none"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("botnest starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, ready) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("botnest: {line}");
-                if line.starts_with("botnest: listening on") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let line = ready.recv_timeout(PATIENCE).expect("botnest run starts");
+        let mut all = vec!["--http", "none"];
+        all.extend(args.iter().map(String::as_str));
+        let (child, line) = live_common::start_run(&all, PATIENCE);
         assert!(line.contains("alerts to json, syslog, webhook"), "{line}");
         Run { child }
     }

@@ -12,9 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+#[allow(dead_code)]
+mod live_common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_botnest");
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -266,24 +269,7 @@ struct Run {
 
 impl Run {
     fn start(args: &[&str]) -> Run {
-        let mut child = Command::new(BIN)
-            .arg("run")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("botnest starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, ready) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("botnest: {line}");
-                if line.starts_with("botnest: listening on") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let line = ready.recv_timeout(PATIENCE).expect("botnest run starts");
+        let (child, line) = live_common::start_run(args, PATIENCE);
         let http = line
             .split("web console on http://")
             .nth(1)

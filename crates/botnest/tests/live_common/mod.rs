@@ -299,3 +299,27 @@ pub fn summary(lines: &[String]) -> Value {
         .find_map(|v| v.get("summary").cloned())
         .expect("a summary line at the end of the output")
 }
+
+/// Starts `botnest run ARGS`, forwarding its log to the test's stderr, and waits up to `wait`
+/// for its startup line ("botnest: listening on ..."), which it returns with the process.
+pub fn start_run(args: &[&str], wait: Duration) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("botnest starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, ready) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("botnest: {line}");
+            if line.starts_with("botnest: listening on") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = ready.recv_timeout(wait).expect("botnest run starts");
+    (child, line)
+}
