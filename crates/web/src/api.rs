@@ -133,24 +133,11 @@ impl HostFilter {
     }
 }
 
-/// Filters of `/api/channels`.
+/// Filters of `/api/channels` and `/api/flows`: a host (tenant and address) or a botnest, and
+/// how many entries at most.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ChannelFilter {
-    #[serde(default, deserialize_with = "empty_none")]
-    tenant: Option<String>,
-    #[serde(default, deserialize_with = "empty_none")]
-    address: Option<IpAddr>,
-    #[serde(default, deserialize_with = "empty_none")]
-    botnest: Option<u64>,
-    #[serde(default, deserialize_with = "empty_none")]
-    limit: Option<usize>,
-}
-
-/// Filters of `/api/flows`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FlowFilter {
+pub(crate) struct ScopeFilter {
     #[serde(default, deserialize_with = "empty_none")]
     tenant: Option<String>,
     #[serde(default, deserialize_with = "empty_none")]
@@ -421,7 +408,7 @@ pub(crate) async fn allow_host(
 
 pub(crate) async fn channels(
     State(app): State<Arc<App>>,
-    q: Result<Query<ChannelFilter>, QueryRejection>,
+    q: Result<Query<ScopeFilter>, QueryRejection>,
 ) -> Answer {
     let f = query(q)?;
     let view = app.shared.view();
@@ -459,7 +446,7 @@ pub(crate) async fn channels(
 
 pub(crate) async fn flows(
     State(app): State<Arc<App>>,
-    q: Result<Query<FlowFilter>, QueryRejection>,
+    q: Result<Query<ScopeFilter>, QueryRejection>,
 ) -> Answer {
     let f = query(q)?;
     let limit = f.limit.unwrap_or(DEFAULT_FLOWS).min(MAX_FLOWS);
